@@ -1,0 +1,380 @@
+"""OutputWriter round trips (timing, luma, colour tags, copied streams), format rules,
+container checks and atomic output."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.media import (
+    ffprobe_video_pts,
+    make_clip,
+    passthrough,
+    read_packet_times,
+    read_packets,
+    read_planes,
+)
+from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.io.atomic import atomic_output
+from vidcolor.io.encode import OutputWriter, check_output_supported, output_format, shift_bits
+from vidcolor.io.probe import probe, scan_timestamps
+
+TAGS_709 = {"primaries": "bt709", "trc": "bt709", "colorspace": "bt709", "range": "tv"}
+TAGS_601_FULL = {"primaries": "smpte170m", "trc": "smpte170m", "colorspace": "smpte170m", "range": "pc"}
+
+
+def _timing(path):
+    video = probe(path, verdict=False).video
+    return video.time_base, scan_timestamps(path)
+
+
+def _assert_same_timing(source, output):
+    source_tb, source_pts = _timing(source)
+    out_tb, out_pts = _timing(output)
+    assert out_tb == source_tb
+    assert out_pts == source_pts
+    via_ffprobe = ffprobe_video_pts(output)
+    if via_ffprobe is not None:
+        assert via_ffprobe == (source_pts, source_tb)
+
+
+def _colour(path):
+    v = probe(path, verdict=False).video
+    return v.color_primaries, v.color_trc, v.colorspace, v.full_range
+
+
+# ------------------------------------------------------------------------------- format rules
+
+
+def _video(tmp_path, pix_fmt, name="s.mkv"):
+    return probe(make_clip(tmp_path / name, frames=1, pix_fmt=pix_fmt, lossless=True).path, verdict=False).video
+
+
+def test_output_format_rules(tmp_path):
+    yuv420 = _video(tmp_path, "yuv420p", "a.mkv")
+    ten = _video(tmp_path, "yuv420p10le", "b.mkv")
+    gray = _video(tmp_path, "gray", "c.mkv")
+    gray10 = _video(tmp_path, "gray10le", "d.mkv")
+    full444 = _video(tmp_path, "yuv444p", "e.mkv")
+    twelve = _video(tmp_path, "yuv422p12le", "f.mkv")
+    assert output_format(yuv420, "x264").pix_fmt == "yuv420p"
+    assert output_format(ten, "x264").pix_fmt == "yuv420p10le"
+    assert output_format(gray, "x264").pix_fmt == "yuv420p"
+    assert output_format(full444, "x265").pix_fmt == "yuv444p"
+    assert output_format(twelve, "x264").pix_fmt == "yuv422p10le"
+    assert output_format(yuv420, "prores").pix_fmt == "yuv422p10le"
+    assert output_format(full444, "prores").pix_fmt == "yuv444p10le"
+    assert output_format(ten, "ffv1").pix_fmt == "yuv420p10le"
+    assert output_format(gray10, "ffv1").pix_fmt == "yuv420p10le"
+    assert output_format(full444, "ffv1").pix_fmt == "yuv444p"
+    assert output_format(twelve, "ffv1").pix_fmt == "yuv422p12le"
+    fmt = output_format(probe(make_clip(tmp_path / "odd.mkv", width=65, height=33, frames=1, lossless=True).path).video, "ffv1")
+    assert fmt.chroma_size == (17, 33) and fmt.bit_depth == 8 and fmt.chroma_shift == (1, 1)
+    with pytest.raises(UsageError):
+        output_format(yuv420, "mpeg2")
+
+
+@given(st.integers(8, 16), st.integers(8, 16), st.integers(0, 255))
+def test_shift_bits_round_trips_when_widening(low, high, value):
+    low, high = min(low, high), max(low, high)
+    plane = np.array([[value << (low - 8)]], dtype=np.uint8 if low == 8 else np.uint16)
+    wide = shift_bits(plane, low, high)
+    assert wide.dtype == (np.uint8 if high == 8 else np.uint16)
+    np.testing.assert_array_equal(shift_bits(wide, high, low), plane)
+
+
+def test_shift_bits_is_exact():
+    codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    up = shift_bits(codes, 8, 10)
+    assert up.dtype == np.uint16 and up.max() == 1020
+    back = shift_bits(up, 10, 8)
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, codes)
+    assert shift_bits(np.array([1023], np.uint16), 10, 8)[0] == 255
+    assert shift_bits(codes, 8, 8).dtype == np.uint8
+
+
+# ------------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("ext, codec, kwargs", [
+    ("mp4", "x264", {}),
+    ("mp4", "x264", {"rate": Fraction(30000, 1001)}),
+    ("mp4", "x264", {"vfr": True}),
+    ("mov", "prores", {"codec": "prores_ks", "pix_fmt": "yuv422p10le", "rate": Fraction(30000, 1001)}),
+    ("mov", "x264", {"vfr": True}),
+    ("mkv", "ffv1", {"lossless": True, "vfr": True}),
+    ("mkv", "x264", {"rate": Fraction(24000, 1001)}),
+    ("mkv", "x264", {"pix_fmt": "yuv420p10le", "lossless": True}),
+    ("mp4", "x265", {"vfr": True}),
+])
+def test_round_trip_keeps_frames_pts_and_time_base(tmp_path, ext, codec, kwargs):
+    clip = make_clip(tmp_path / f"in.{ext}", frames=10, **kwargs)
+    out = tmp_path / f"out.{ext}"
+    passthrough(clip.path, out, codec=codec)
+    _assert_same_timing(clip.path, out)
+    assert len(read_planes(out)) == 10
+
+
+def test_mp4_keeps_a_coarse_time_base_exactly(tmp_path):
+    # MP4 would pick its own timescale (1/1000 -> 1/16000); the writer asks for the source's.
+    clip = make_clip(tmp_path / "ms.mkv", frames=8, vfr=True, lossless=True)
+    out = tmp_path / "ms.mp4"
+    passthrough(clip.path, out, codec="x264")
+    _assert_same_timing(clip.path, out)
+
+
+def test_matroska_rounds_other_time_bases_to_milliseconds(tmp_path):
+    # Known limit: Matroska stores milliseconds, so 1/30000 pts are rounded (within 0.5 ms).
+    clip = make_clip(tmp_path / "ntsc.mp4", frames=8, rate=Fraction(30000, 1001))
+    out = tmp_path / "ntsc.mkv"
+    passthrough(clip.path, out, codec="ffv1")
+    source_tb, source_pts = _timing(clip.path)
+    out_tb, out_pts = _timing(out)
+    assert out_tb == Fraction(1, 1000) and len(out_pts) == len(source_pts)
+    for a, b in zip(source_pts, out_pts):
+        assert abs(a * source_tb - b * out_tb) <= Fraction(1, 2000)
+
+
+@pytest.mark.parametrize("pix_fmt, out_fmt", [
+    ("yuv420p", "yuv420p"), ("yuv420p10le", "yuv420p10le"), ("gray", "yuv420p"),
+    ("gray10le", "yuv420p10le"), ("yuv444p", "yuv444p")])
+def test_ffv1_keeps_every_luma_plane_bit_for_bit(tmp_path, pix_fmt, out_fmt):
+    clip = make_clip(tmp_path / "in.mkv", frames=6, pix_fmt=pix_fmt, lossless=True, width=66, height=42)
+    out = tmp_path / "out.mkv"
+    fmt = passthrough(clip.path, out, codec="ffv1")
+    assert fmt.pix_fmt == out_fmt
+    written = read_planes(out)
+    assert len(written) == 6
+    for (_, y, cb, _), (y_in, _, _) in zip(written, clip.planes):
+        assert cb is not None  # colour output even for gray input
+        np.testing.assert_array_equal(y, y_in)
+    assert probe(out, verdict=False).video.pix_fmt == out_fmt
+
+
+@pytest.mark.parametrize("ext, codec, tags", [
+    ("mkv", "ffv1", TAGS_709), ("mp4", "x264", TAGS_709), ("mov", "prores", TAGS_709),
+    ("mkv", "x264", TAGS_601_FULL), ("mp4", "x265", TAGS_601_FULL)])
+def test_colour_metadata_is_kept(tmp_path, ext, codec, tags):
+    clip = make_clip(tmp_path / f"in.{ext}", frames=3, color_meta=tags)
+    out = tmp_path / f"out.{ext}"
+    passthrough(clip.path, out, codec=codec)
+    assert _colour(out) == _colour(clip.path)
+    assert _colour(out)[0] == tags["primaries"]
+
+
+def test_untagged_source_stays_untagged(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / "out.mp4"
+    passthrough(clip.path, out, codec="x264")
+    assert _colour(out) == (None, None, None, False)
+
+
+def test_rotation_is_kept(tmp_path):
+    clip = make_clip(tmp_path / "rot.mp4", frames=3, rotation=90)
+    out = tmp_path / "out.mp4"
+    passthrough(clip.path, out, codec="x264")
+    assert probe(out, verdict=False).video.rotation == 90
+
+
+@pytest.mark.parametrize("ext, audio, codec", [
+    ("mkv", "aac", "ffv1"), ("mkv", "pcm_s16le", "x264"), ("mov", "pcm_s16le", "prores"),
+    ("mov", "aac", "x264"), ("mp4", "aac", "x264")])
+def test_audio_and_subtitles_copied_byte_for_byte(tmp_path, ext, audio, codec):
+    clip = make_clip(tmp_path / f"in.{ext}", frames=10, audio=audio, subtitle=True)
+    out = tmp_path / f"out.{ext}"
+    passthrough(clip.path, out, codec=codec)
+    assert read_packets(out, "audio") == clip.audio_packets
+    assert read_packet_times(out, "audio") == read_packet_times(clip.path, "audio")
+    assert read_packet_times(out, "subtitle") == read_packet_times(clip.path, "subtitle")
+
+
+def test_copied_packets_are_interleaved(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=20, audio="aac")
+    out = tmp_path / "out.mkv"
+    passthrough(clip.path, out, codec="ffv1")
+    import av
+
+    with av.open(str(out)) as container:
+        kinds = [p.stream.type for p in container.demux() if p.size]
+    first_audio, last_video = kinds.index("audio"), len(kinds) - 1 - kinds[::-1].index("video")
+    assert first_audio < last_video  # not all video first, then all audio
+
+
+def test_video_only_and_no_copy(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=4, audio="aac", subtitle=True)
+    for kwargs in ({"video_only": True}, {"copy_streams": False}):
+        out = tmp_path / "out.mkv"
+        passthrough(clip.path, out, codec="ffv1", **kwargs)
+        assert probe(out, verdict=False).others == ()
+        out.unlink()
+
+
+def test_frame_range_copies_only_that_span_of_audio(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le")
+    source_audio = read_packet_times(clip.path, "audio")
+    tb, pts = _timing(clip.path)
+    spans = []
+    for start, end in [(0, 3), (4, 8), (9, 11)]:
+        out = tmp_path / f"part{start}.mkv"
+        passthrough(clip.path, out, codec="ffv1", frame_range=(start, end))
+        assert scan_timestamps(out) == pts[start : end + 1]
+        part = read_packet_times(out, "audio")
+        lower = pts[start] * tb if start else None
+        upper = pts[end + 1] * tb if end + 1 < len(pts) else None
+        assert all((lower is None or t >= lower) and (upper is None or t < upper) for t, _ in part)
+        spans += part
+    assert spans == source_audio  # the pieces cover the audio once, without gaps or repeats
+
+
+def test_write_checks_planes_and_pts(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=2, lossless=True)
+    info = probe(clip.path, verdict=False)
+    writer = OutputWriter(tmp_path / "o.mkv", info, codec="ffv1")
+    y, cb, cr = clip.planes[0]
+    with pytest.raises(ValueError, match="cb plane"):
+        writer.write(y, cb[:-1], cr, 0)
+    with pytest.raises(ValueError, match="y plane"):
+        writer.write(y.astype(np.uint16), cb, cr, 0)
+    writer.write(y, cb, cr, 0)
+    with pytest.raises(ValueError, match="not after"):
+        writer.write(y, cb, cr, 0)
+    writer.abort()
+
+
+def test_unknown_codec_is_a_usage_error(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=1)
+    with pytest.raises(UsageError, match="unknown codec"):
+        OutputWriter(tmp_path / "o.mkv", probe(clip.path), codec="divx")
+
+
+# ------------------------------------------------------------------------------- container checks
+
+
+@pytest.mark.parametrize("source_kwargs, out_name, codec, message", [
+    ({}, "out.mp4", "prores", "prores"),
+    ({}, "out.mov", "ffv1", "ffv1"),
+    ({}, "out.webm", "x264", "x264"),
+    ({"subtitle": True}, "out.mp4", "x264", "subtitle"),
+    ({}, "out.avi", "x265", "x265"),
+    ({}, "out.flv", "x264", "extension"),
+])
+def test_check_output_supported_refuses_before_work(tmp_path, source_kwargs, out_name, codec, message):
+    clip = make_clip(tmp_path / "in.mkv", frames=2, **source_kwargs)  # mkv: SubRip subtitles
+    with pytest.raises(UsageError, match=message) as excinfo:
+        check_output_supported(tmp_path / out_name, probe(clip.path, verdict=False), codec)
+    assert "\n" not in str(excinfo.value)
+    assert not (tmp_path / out_name).exists()
+
+
+def test_check_output_supported_accepts_good_combinations(tmp_path):
+    clip = make_clip(tmp_path / "in.mov", frames=2, audio="pcm_s16le")
+    info = probe(clip.path, verdict=False)
+    check_output_supported(tmp_path / "o.mov", info, "prores")
+    check_output_supported(tmp_path / "o.mkv", info, "ffv1")
+    check_output_supported(tmp_path / "o.mp4", info, "x264")  # this FFmpeg stores PCM in MP4
+    subs = make_clip(tmp_path / "subs.mkv", frames=2, subtitle=True)
+    check_output_supported(tmp_path / "o.mp4", probe(subs.path, verdict=False), "x264", copy_streams=False)
+
+
+def test_check_output_refuses_odd_size_for_x264_420(tmp_path):
+    clip = make_clip(tmp_path / "odd.mkv", width=65, height=33, frames=1, lossless=True)
+    info = probe(clip.path, verdict=False)
+    with pytest.raises(UsageError, match="x264"):
+        check_output_supported(tmp_path / "o.mp4", info, "x264")
+    check_output_supported(tmp_path / "o.mkv", info, "ffv1")
+
+
+# ------------------------------------------------------------------------------- atomic output
+
+
+def test_atomic_output_renames_on_success(tmp_path):
+    final = tmp_path / "done.mp4"
+    with atomic_output(final) as temp:
+        assert temp.parent == tmp_path and temp.suffix == ".mp4" and temp.name.startswith(".done.partial-")
+        temp.write_bytes(b"data")
+    assert final.read_bytes() == b"data"
+    assert [p.name for p in tmp_path.iterdir()] == ["done.mp4"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_atomic_output_leaves_nothing_on_error(tmp_path, error):
+    final = tmp_path / "out.mkv"
+    with pytest.raises(type(error)):
+        with atomic_output(final) as temp:
+            temp.write_bytes(b"half a file")
+            raise error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_with_writer_failure_leaves_no_file(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, lossless=True)
+    info = probe(clip.path, verdict=False)
+    final = tmp_path / "out.mkv"
+    with pytest.raises(ValueError):
+        with atomic_output(final, input_paths=[clip.path]) as temp:
+            with OutputWriter(temp, info, codec="ffv1") as writer:
+                writer.write(*clip.planes[0], 0)
+                writer.write(clip.planes[1][0][:-1], *clip.planes[1][1:], 1)  # wrong shape
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
+def test_atomic_output_refusals(tmp_path):
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"x")
+    with pytest.raises(OutputError, match="same file as the input"):
+        with atomic_output(source, overwrite=True, input_paths=[str(source)]):
+            pass
+    with pytest.raises(OutputError, match="same file as the input"):
+        with atomic_output(tmp_path / "." / "in.mp4", overwrite=True, input_paths=[source]):
+            pass
+    with pytest.raises(OutputError, match="--overwrite"):
+        with atomic_output(source):
+            pass
+    with pytest.raises(OutputError, match="does not exist"):
+        with atomic_output(tmp_path / "missing" / "out.mp4"):
+            pass
+    with atomic_output(source, overwrite=True) as temp:
+        temp.write_bytes(b"new")
+    assert source.read_bytes() == b"new"
+
+
+def test_atomic_output_hard_link_is_the_same_file(tmp_path):
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"x")
+    link = tmp_path / "link.mp4"
+    link.hardlink_to(source)
+    with pytest.raises(OutputError, match="same file"):
+        with atomic_output(link, overwrite=True, input_paths=[source]):
+            pass
+
+
+def test_atomic_output_nothing_written(tmp_path):
+    with pytest.raises(OutputError, match="nothing was written"):
+        with atomic_output(tmp_path / "out.mp4"):
+            pass
+
+
+def test_writer_on_missing_source_video_raises_input_error(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=1)
+    info = probe(clip.path, verdict=False)
+    from dataclasses import replace
+
+    with pytest.raises(InputError):
+        OutputWriter(tmp_path / "o.mkv", replace(info, video=None))
+
+
+def test_jpeg_range_source_becomes_tagged_full_range(tmp_path):
+    clip = make_clip(tmp_path / "j.mkv", frames=3, pix_fmt="yuvj420p")
+    source = probe(clip.path, verdict=False).video
+    assert source.pix_fmt == "yuvj420p" and source.full_range
+    out = tmp_path / "out.mkv"
+    fmt = passthrough(clip.path, out, codec="ffv1")
+    assert fmt.pix_fmt == "yuv420p" and fmt.full_range  # encoders want yuv420p plus a range tag
+    assert probe(out, verdict=False).video.full_range
+    for (_, y_in, _, _), (_, y_out, _, _) in zip(read_planes(clip.path), read_planes(out)):
+        np.testing.assert_array_equal(y_in, y_out)

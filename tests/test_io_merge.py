@@ -1,0 +1,129 @@
+"""merge_chunks: lossless remux of frame-range chunks plus the source's other streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.media import make_clip, passthrough, read_packet_times, read_packets, read_planes
+from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.io.probe import probe, scan_timestamps
+from vidcolor.io.remux import merge_chunks
+
+RANGES = [(0, 3), (4, 8), (9, 11)]
+
+
+def _chunks(tmp_path, source, ext: str, codec: str, ranges=RANGES, crf=None):
+    paths = []
+    for start, end in ranges:
+        path = tmp_path / f"chunk_{start:04d}_{end:04d}.{ext}"
+        extra = {"crf": crf} if crf is not None else {}
+        passthrough(source, path, codec=codec, frame_range=(start, end), video_only=True, **extra)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture
+def ffv1_source(tmp_path):
+    return make_clip(tmp_path / "film.mkv", frames=12, lossless=True, audio="aac", subtitle=True, vfr=True)
+
+
+def test_merged_ffv1_chunks_equal_the_single_file(tmp_path, ffv1_source):
+    chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1")
+    assert probe(chunks[1], verdict=False).others == ()  # chunks are video only
+    single = tmp_path / "single.mkv"
+    passthrough(ffv1_source.path, single, codec="ffv1")
+    merged = tmp_path / "merged.mkv"
+    report = merge_chunks(list(reversed(chunks)), str(merged), audio_from=str(ffv1_source.path))
+    assert (report.frames, report.chunks, report.copied_streams) == (12, 3, 2)
+    assert scan_timestamps(merged) == scan_timestamps(single) == ffv1_source.pts
+    for (pts_m, y_m, cb_m, cr_m), (pts_s, y_s, cb_s, cr_s) in zip(read_planes(merged), read_planes(single)):
+        assert pts_m == pts_s
+        np.testing.assert_array_equal(y_m, y_s)
+        np.testing.assert_array_equal(cb_m, cb_s)
+        np.testing.assert_array_equal(cr_m, cr_s)
+    assert read_packets(merged, "audio") == ffv1_source.audio_packets
+    assert read_packet_times(merged, "audio") == read_packet_times(ffv1_source.path, "audio")
+    assert read_packet_times(merged, "subtitle") == read_packet_times(ffv1_source.path, "subtitle")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
+
+
+@pytest.mark.parametrize("ext, codec, source_kwargs", [
+    ("mp4", "x264", {"audio": "aac", "vfr": True}),
+    ("mkv", "x264", {"audio": "aac", "vfr": True}),  # B-frames, and Matroska keeps no dts
+    ("mov", "prores", {"codec": "prores_ks", "pix_fmt": "yuv422p10le", "audio": "pcm_s16le"}),
+])
+def test_merge_of_lossy_chunks_keeps_pictures_pts_and_audio(tmp_path, ext, codec, source_kwargs):
+    source = make_clip(tmp_path / f"film.{ext}", frames=12, **source_kwargs)
+    chunks = _chunks(tmp_path, source.path, ext, codec)
+    merged = tmp_path / f"merged.{ext}"
+    report = merge_chunks(chunks, str(merged), audio_from=str(source.path))
+    assert report.frames == 12
+    assert probe(merged, verdict=False).video.time_base == source.time_base
+    assert scan_timestamps(merged) == source.pts
+    pictures = [y for chunk in chunks for _, y, _, _ in read_planes(chunk)]
+    merged_pictures = [y for _, y, _, _ in read_planes(merged)]
+    assert len(merged_pictures) == 12
+    for a, b in zip(pictures, merged_pictures):
+        np.testing.assert_array_equal(a, b)  # packets copied, not re-encoded
+    assert read_packets(merged, "audio") == source.audio_packets
+
+
+def test_merge_without_source_checks_only_overlap(tmp_path, ffv1_source):
+    chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1")
+    merged = tmp_path / "video_only.mkv"
+    report = merge_chunks(chunks, str(merged))
+    assert (report.frames, report.copied_streams) == (12, 0)
+    assert probe(merged, verdict=False).others == ()
+    with pytest.raises(UsageError, match="overlap"):
+        merge_chunks([chunks[0], chunks[1], chunks[1]], str(tmp_path / "dup.mkv"))
+
+
+def test_gap_is_refused_with_the_missing_frames(tmp_path, ffv1_source):
+    chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1")
+    with pytest.raises(UsageError, match=r"gap: frames 4-8 "):
+        merge_chunks([chunks[0], chunks[2]], str(tmp_path / "m.mkv"), audio_from=str(ffv1_source.path))
+    assert not (tmp_path / "m.mkv").exists()
+
+
+def test_overlap_is_refused_with_the_doubled_frames(tmp_path, ffv1_source):
+    chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1", ranges=[(0, 5), (4, 11)])
+    with pytest.raises(UsageError, match=r"overlap: frames 4-5 "):
+        merge_chunks(chunks, str(tmp_path / "m.mkv"), audio_from=str(ffv1_source.path))
+
+
+def test_mismatched_chunk_is_named(tmp_path, ffv1_source):
+    chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1", ranges=[(0, 5)])
+    odd = tmp_path / "odd.mkv"
+    passthrough(ffv1_source.path, odd, codec="x264", frame_range=(6, 11), video_only=True)
+    with pytest.raises(UsageError, match="odd.mkv") as excinfo:
+        merge_chunks(chunks + [str(odd)], str(tmp_path / "m.mkv"), audio_from=str(ffv1_source.path))
+    assert "codec" in str(excinfo.value)
+
+
+def test_chunks_with_other_encoder_settings_are_refused(tmp_path):
+    source = make_clip(tmp_path / "film.mkv", frames=8)
+    first = _chunks(tmp_path, source.path, "mkv", "x264", ranges=[(0, 3)], crf=16)
+    second = _chunks(tmp_path, source.path, "mkv", "x264", ranges=[(4, 7)], crf=30)
+    with pytest.raises(UsageError, match="encoder parameters|does not match"):
+        merge_chunks(first + second, str(tmp_path / "m.mkv"), audio_from=str(source.path))
+
+
+def test_chunk_from_another_source_is_refused(tmp_path, ffv1_source):
+    other = make_clip(tmp_path / "other.mkv", frames=12, lossless=True)  # constant rate: other pts
+    chunks = _chunks(tmp_path, other.path, "mkv", "ffv1")
+    with pytest.raises(UsageError, match="does not have"):
+        merge_chunks(chunks, str(tmp_path / "m.mkv"), audio_from=str(ffv1_source.path))
+
+
+def test_merge_errors(tmp_path, ffv1_source):
+    with pytest.raises(UsageError, match="at least one chunk"):
+        merge_chunks([], str(tmp_path / "m.mkv"))
+    with pytest.raises(InputError):
+        merge_chunks([str(tmp_path / "missing.mkv")], str(tmp_path / "m.mkv"))
+    chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1")
+    (tmp_path / "exists.mkv").write_bytes(b"x")
+    with pytest.raises(OutputError, match="--overwrite"):
+        merge_chunks(chunks, str(tmp_path / "exists.mkv"), audio_from=str(ffv1_source.path))
+    with pytest.raises(OutputError, match="same file"):
+        merge_chunks(chunks, chunks[0], overwrite=True)

@@ -1,0 +1,293 @@
+"""One config object per job, as frozen dataclasses.
+
+``load(path, overrides)`` reads TOML (data, never code), applies dotted overrides such as
+``{"train.steps_colorize": 10}``, and rejects unknown keys and wrong types with a
+``ConfigError`` naming the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from vidcolor.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Constructor arguments of the generator (saved beside its weights)."""
+
+    base_channels: int = 32  # channels at the stem (1/stem_factor of the render size)
+    levels: int = 3  # encoder levels below the stem, each halving the size
+    max_channels: int = 256
+    stem_factor: int = 4  # pixel-unshuffle factor: chroma is predicted at 1/stem_factor
+    blocks: int = 1  # residual blocks per level
+    style_dim: int = 64
+    z_dim: int = 32
+    style_names: tuple[str, ...] = ("natural",)
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Constructor arguments of the U-Net discriminator."""
+
+    base_channels: int = 32
+    levels: int = 4
+    max_channels: int = 256
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the generator objective and the VGG features it uses."""
+
+    adversarial: str = "hinge"  # hinge | nonsaturating
+    lambda_adv: float = 0.02
+    lambda_l1: float = 1.0
+    lambda_perceptual: float = 0.1
+    lambda_style: float = 0.0  # Gram term; the style phase raises it
+    lambda_identity: float = 0.0  # luma/structure term; the style phase raises it
+    lambda_flicker: float = 1.0
+    vgg_weights: str = "auto"  # auto (ImageNet if cached, else random) | random | a path
+    vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2")
+    vgg_size: int = 0  # resize to this side before VGG (0: crop size); saves CPU time
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs; saved in the run folder and checkpoints."""
+
+    name: str = "base"
+    seed: int = 0
+    device: str = "auto"
+    crop: int = 128
+    batch_size: int = 8
+    workers: int = 1
+    steps_colorize: int = 2000
+    steps_style: int = 0
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.99
+    ema_decay: float = 0.999
+    amp: bool = True  # only used on CUDA
+    log_every: int = 20
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    data: tuple[str, ...] = ()
+    style_images: tuple[str, ...] = ()
+    video_fraction: float = 0.3  # share of pairs drawn from clips (rest: photos under affine motion)
+    hint_probability: float = 0.5  # share of samples given true-chroma hints
+    max_photo_side: int = 512  # photos are cached at most this size
+    max_video_frames: int = 300  # frames cached per clip
+    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass(frozen=True)
+class ColorizeConfig:
+    """Options of one ``colorize`` run (video or still image)."""
+
+    input: str
+    output: str
+    model: str = "default"
+    style: str | None = None
+    strength: float = 1.0
+    references: tuple[str, ...] = ()
+    render_size: int = 256
+    smooth: float = 0.8
+    frames: str | None = None
+    codec: str = "x264"
+    crf: int | None = None
+    device: str = "auto"
+    batch_size: str = "8"  # an integer or "auto"
+    preview: str | None = None
+    overwrite: bool = False
+    force: bool = False
+    deinterlace: bool = False
+    resume: bool = False
+    quiet: bool = False
+    segment_frames: int = 500  # resumable segments of a long run
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (lists to tuples)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is tuple:
+        (item_type, *_rest) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {type(value).__name__}")
+        return tuple(_coerce(v, item_type, key) for v in value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config section '{key}' must be a table")
+        return from_dict(tp, value, prefix=f"{key}.")
+    raise ConfigError(f"config key '{key}': unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build the dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
+
+    Args:
+        cls: a dataclass type from this module.
+        data: keys and values (nested tables for nested dataclasses).
+        prefix: dotted prefix used in error messages.
+
+    Returns:
+        An instance of ``cls``.
+    """
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}' (valid: {', '.join(sorted(names))})"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"config {prefix or cls.__name__}: {exc}") from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Turn a config dataclass into plain TOML/JSON-friendly data (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(obj)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None, cls: type = TrainConfig) -> Any:
+    """Read a TOML config and apply dotted overrides.
+
+    Args:
+        path: a TOML file, or None for the defaults.
+        overrides: dotted keys (``"loss.lambda_l1"``) to values, applied after the file.
+        cls: the dataclass to build (``TrainConfig`` by default).
+
+    Returns:
+        A frozen instance of ``cls``.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        data = _include_model_config(data, p)
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    return from_dict(cls, data)
+
+
+def _include_model_config(data: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    """Resolve ``model_config = "../model/NAME.toml"`` into the ``[model]`` table.
+
+    Keys in the file's own ``[model]`` table win over the included file's.
+    """
+    include = data.pop("model_config", None)
+    if include is None:
+        return data
+    if not isinstance(include, str):
+        raise ConfigError(f"{config_path}: 'model_config' must be a path string")
+    path = (config_path.parent / include).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{config_path}: model_config {include!r} not found")
+    try:
+        model = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return {**data, "model": {**model, **data.get("model", {})}}
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise ConfigError(f"cannot write {type(v).__name__} to TOML")
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """Write plain config data (from ``to_dict``) as TOML that ``load`` reads back.
+
+    Args:
+        data: keys to scalars, lists, or one level of nested tables.
+
+    Returns:
+        TOML text.
+    """
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, Mapping) and v is not None]
+    for k, v in data.items():
+        if isinstance(v, Mapping):
+            lines.append(f"\n[{k}]")
+            lines.extend(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items() if vv is not None)
+    return "\n".join(lines) + "\n"

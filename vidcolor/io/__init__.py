@@ -1,0 +1,25 @@
+"""Video I/O: probe, decode to YUV planes, encode faithfully, remux and merge.
+
+Numpy and PyAV only (no torch), so the farm's merge step and ``vidcolor probe`` stay light.
+
+- ``probe``: streams, timing, colour metadata, grey/tinted/colour verdict.
+- ``decode``: frames as YUV planes straight from the decoder.
+- ``encode``: planes to a file keeping pts, time base, colour tags and other streams.
+- ``remux``: packet copies and chunk merging.
+- ``timing``: frame ranges and durations.
+- ``atomic``: temporary-name-then-rename output.
+"""
+
+from vidcolor.io.atomic import atomic_output
+from vidcolor.io.decode import DecodeStats, Frame, iter_frames
+from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, output_format, shift_bits
+from vidcolor.io.probe import MediaInfo, StreamInfo, VideoStreamInfo, format_report, media_kind, probe, scan_timestamps
+from vidcolor.io.remux import MergeReport, merge_chunks
+from vidcolor.io.timing import clamp_frame_range, frame_durations, parse_frame_range
+
+__all__ = [
+    "CODECS", "DecodeStats", "Frame", "MediaInfo", "MergeReport", "OutputFormat", "OutputWriter", "StreamInfo",
+    "VideoStreamInfo", "atomic_output", "check_output_supported", "clamp_frame_range", "format_report",
+    "frame_durations", "iter_frames", "media_kind", "merge_chunks", "output_format", "parse_frame_range", "probe",
+    "scan_timestamps", "shift_bits",
+]

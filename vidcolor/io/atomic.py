@@ -1,0 +1,126 @@
+"""Write an output under a temporary name and rename it only when it is complete.
+
+A crash, an error or Ctrl-C never leaves a half-written file under the final name, and
+the input is never overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from vidcolor.errors import OutputError
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when two paths name the same file (resolved paths, or hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
+                      input_paths: Sequence[str | os.PathLike] = ()) -> Path:
+    """Refuse an output path that would clobber an input, an existing file, or cannot be written.
+
+    Args:
+        final_path: where the output should end up.
+        overwrite: allow replacing an existing file (never an input).
+        input_paths: files the job reads.
+
+    Returns:
+        ``final_path`` as a Path.
+
+    Raises:
+        OutputError: with one line saying what to do.
+    """
+    final = Path(final_path)
+    for source in input_paths:
+        if _same_file(final, Path(source)):
+            raise OutputError(f"output {final} is the same file as the input {source}; choose another output name")
+    if final.is_dir():
+        raise OutputError(f"output {final} is a directory; give a file name such as {final / 'out.mp4'}")
+    if final.exists() and not overwrite:
+        raise OutputError(f"output {final} exists; pass --overwrite to replace it")
+    folder = final.parent if str(final.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {final}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {final}: the folder {folder} is not writable")
+    return final
+
+
+def temporary_name(final: Path) -> Path:
+    """A hidden sibling of ``final`` with the same extension, so muxers still guess the format.
+
+    Args:
+        final: the final output path.
+
+    Returns:
+        e.g. ``dir/.out.partial-1a2b3c4d.mp4`` for ``dir/out.mp4``.
+    """
+    return final.with_name(f".{final.stem}.partial-{secrets.token_hex(4)}{final.suffix}")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a finished file to disk so the rename never exposes missing data after a crash."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass  # cleanup must never hide the original error
+
+
+@contextmanager
+def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
+                  input_paths: Sequence[str | os.PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary path beside ``final_path``; rename it to ``final_path`` on success.
+
+    Args:
+        final_path: where the finished file should appear.
+        overwrite: replace an existing ``final_path`` (an input is never replaced).
+        input_paths: the job's inputs, which the output must not be.
+
+    Returns:
+        A context manager yielding the temporary Path to write to. On any exception
+        (KeyboardInterrupt included) the temporary file is removed and the exception re-raised.
+
+    Raises:
+        OutputError: before yielding, for an output that is an input, exists (without
+            ``overwrite``), or lies in a missing or read-only folder; after the block, when
+            nothing was written or the rename fails.
+    """
+    final = check_output_path(final_path, overwrite, input_paths)
+    temp = temporary_name(final)
+    try:
+        yield temp
+        if not temp.exists():
+            raise OutputError(f"nothing was written for {final}")
+        _fsync(temp)
+        try:
+            os.replace(temp, final)
+        except OSError as exc:
+            raise OutputError(f"cannot rename the finished output to {final}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _remove_quietly(temp)
+        raise

@@ -1,0 +1,474 @@
+"""Encode YUV planes to a file that keeps the source's timing, colour tags and other streams.
+
+The writer takes planes at the output's bit depth and size, with pts in the source's time
+base, and keeps that time base and every pts (constant or variable frame rate). Audio,
+subtitle and data streams of the source are copied packet for packet and interleaved with
+the video by time.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.io.probe import (
+    COLORSPACE_NAMES,
+    PRIMARIES_NAMES,
+    RANGE_FULL,
+    RANGE_LIMITED,
+    TRC_NAMES,
+    MediaInfo,
+    VideoStreamInfo,
+    open_input,
+    scan_timestamps,
+)
+from vidcolor.io.remux import COPY_KINDS, PacketCopier, container_format, copyable_streams, open_output
+
+CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1"}
+DEFAULT_CRF = {"x264": 16, "x265": 18}
+
+_FAMILIES = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440", (2, 2): "410"}
+_SHIFTS = {family: shift for shift, family in _FAMILIES.items()}
+# Families x264/x265 cannot encode, mapped to one that keeps all of the source's chroma detail.
+_WIDER_FAMILY = {"411": "422", "440": "444", "410": "420"}
+_PRORES_PROFILE_HQ = "3"
+_PRORES_PROFILE_4444 = "4"
+
+# Where each codec can go, for the one-line hint when a container refuses it.
+_SUGGESTED_CONTAINER = {"x264": ".mp4 or .mkv", "x265": ".mp4 or .mkv", "prores": ".mov or .mkv", "ffv1": ".mkv"}
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """Pixel layout of the encoded video; ``write`` takes planes in exactly this layout."""
+
+    pix_fmt: str
+    bit_depth: int
+    chroma_shift: tuple[int, int]
+    width: int
+    height: int
+    full_range: bool
+    matrix: str
+
+    @property
+    def chroma_size(self) -> tuple[int, int]:
+        """(height, width) of each chroma plane (rounded up, as FFmpeg does for odd sizes)."""
+        sx, sy = self.chroma_shift
+        return -(-self.height // (1 << sy)), -(-self.width // (1 << sx))
+
+    @property
+    def dtype(self) -> type:
+        """numpy dtype of the planes: uint8 for 8 bits, uint16 above."""
+        return np.uint8 if self.bit_depth <= 8 else np.uint16
+
+
+def _pix_fmt_name(family: str, depth: int) -> str:
+    return f"yuv{family}p" + ("" if depth == 8 else f"{depth}le")
+
+
+def _supported_formats(encoder: str) -> set[str]:
+    return {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+
+
+def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
+    """The pixel layout ``codec`` writes for a source.
+
+    x264/x265 keep the subsampling and bit depth (gray becomes 4:2:0 since the output has
+    colour; 12/16-bit become 10-bit). ProRes is 4:2:2 10-bit (4:4:4 10-bit for 4:4:4 sources).
+    FFV1 keeps the source's family and depth exactly (gray becomes 4:2:0 of the same depth),
+    so luma can be compared bit for bit.
+
+    Args:
+        video: the source's video stream.
+        codec: ``"x264"``, ``"x265"``, ``"prores"`` or ``"ffv1"``.
+
+    Returns:
+        An OutputFormat.
+
+    Raises:
+        UsageError: for an unknown codec.
+    """
+    if codec not in CODECS:
+        raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+    family = "420" if video.is_gray else _FAMILIES.get(tuple(video.chroma_shift), "444")
+    depth = video.bit_depth
+    if codec in ("x264", "x265"):
+        family = _WIDER_FAMILY.get(family, family)
+        depth = 8 if depth <= 8 else 10
+    elif codec == "prores":
+        family, depth = ("444" if family == "444" else "422"), 10
+    pix_fmt = _pix_fmt_name(family, depth)
+    if pix_fmt not in _supported_formats(CODECS[codec]):
+        family = "444"
+        pix_fmt = _pix_fmt_name(family, depth)
+    return OutputFormat(pix_fmt=pix_fmt, bit_depth=depth, chroma_shift=_SHIFTS[family], width=video.width,
+                        height=video.height, full_range=video.full_range, matrix=video.matrix)
+
+
+def shift_bits(plane: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
+    """Change a plane's bit depth by an exact shift (left to widen, right to narrow).
+
+    Args:
+        plane: integer code values at ``from_bits``.
+        from_bits: current depth.
+        to_bits: wanted depth.
+
+    Returns:
+        uint8 for ``to_bits <= 8``, else uint16.
+    """
+    dtype = np.uint8 if to_bits <= 8 else np.uint16
+    if to_bits >= from_bits:
+        return (plane.astype(np.uint16) << (to_bits - from_bits)).astype(dtype)
+    return (plane.astype(np.uint16) >> (from_bits - to_bits)).astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream setup
+
+
+def _enum_value(names: dict[int, str], name: str | None) -> int | None:
+    if name is None:
+        return None
+    for value, known in names.items():
+        if known == name:
+            return value
+    return None
+
+
+def color_tags(video: VideoStreamInfo) -> dict[str, int]:
+    """The source's colour tags as FFmpeg enum values, for codec contexts and frames.
+
+    Args:
+        video: the source's video stream.
+
+    Returns:
+        ``{attribute: value}`` for color_primaries, color_trc, colorspace (when tagged) and
+        color_range (always: full or limited).
+    """
+    tags = {"color_range": RANGE_FULL if video.full_range else RANGE_LIMITED}
+    for attr, names, name in (("color_primaries", PRIMARIES_NAMES, video.color_primaries),
+                              ("color_trc", TRC_NAMES, video.color_trc),
+                              ("colorspace", COLORSPACE_NAMES, video.colorspace)):
+        value = _enum_value(names, name)
+        if value is not None:
+            tags[attr] = value
+    return tags
+
+
+def encoder_options(codec: str, crf: int | None, fmt: OutputFormat) -> dict[str, str]:
+    """Private options of the encoder behind ``codec``.
+
+    Args:
+        codec: our codec name.
+        crf: quality for x264/x265 (None: 16 for x264, 18 for x265).
+        fmt: the output layout (ProRes picks its profile from it).
+
+    Returns:
+        Options for ``add_stream``.
+    """
+    if codec == "x264":
+        return {"crf": str(DEFAULT_CRF["x264"] if crf is None else crf), "preset": "medium"}
+    if codec == "x265":
+        return {"crf": str(DEFAULT_CRF["x265"] if crf is None else crf), "preset": "medium",
+                "x265-params": "log-level=error"}
+    if codec == "prores":
+        return {"profile": _PRORES_PROFILE_4444 if fmt.chroma_shift == (0, 0) else _PRORES_PROFILE_HQ,
+                "vendor": "apl0"}
+    # FFV1 version 3: multithreaded slices with CRCs, every frame a keyframe (lossless archive).
+    return {"level": "3", "slicecrc": "1", "coder": "range_def", "context": "1"}
+
+
+def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | None, fmt: OutputFormat):
+    """Add and configure the encoder stream: size, format, time base, rate, colour tags, rotation.
+
+    Args:
+        container: an open output container with nothing muxed yet.
+        video: the source's video stream.
+        codec: our codec name.
+        crf: x264/x265 quality, or None for the default.
+        fmt: the output layout.
+
+    Returns:
+        The PyAV video stream.
+    """
+    stream = container.add_stream(CODECS[codec], rate=video.avg_rate or None, options=encoder_options(codec, crf, fmt))
+    ctx = stream.codec_context
+    stream.width, stream.height, stream.pix_fmt = fmt.width, fmt.height, fmt.pix_fmt
+    ctx.time_base = video.time_base
+    stream.time_base = video.time_base
+    if video.avg_rate:
+        ctx.framerate = video.avg_rate
+    if codec == "ffv1":
+        ctx.gop_size = 1
+    for attr, value in color_tags(video).items():
+        setattr(ctx, attr, value)
+    if video.sample_aspect_ratio:
+        ctx.sample_aspect_ratio = video.sample_aspect_ratio
+    if codec == "x265" and container.format.name in ("mp4", "mov"):
+        stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
+    if video.rotation:
+        stream.set_display_rotation(video.rotation)
+    return stream
+
+
+def _range_span(source: MediaInfo, frame_range: tuple[int, int] | None) -> tuple[Fraction | None, Fraction | None] | None:
+    """The time span ``[t0, t1)`` of a frame range: from its first frame to the next range's.
+
+    The first range starts at -infinity and the last ends at +infinity, so packets before the
+    first frame (audio priming) or after the last are not lost when chunks are merged.
+    """
+    if frame_range is None:
+        return None
+    pts = scan_timestamps(source.path, source.video.index)
+    tb = source.video.time_base
+    start, end = frame_range
+    t0 = pts[start] * tb if start > 0 else None
+    t1 = pts[end + 1] * tb if end + 1 < len(pts) else None
+    return t0, t1
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc).strip().rstrip(".")
+
+
+class OutputWriter:
+    """Encodes planes and copies the source's other streams into one output file.
+
+    Use as a context manager: a clean exit closes (flushes) the file, an exception aborts.
+    """
+
+    def __init__(self, path, source: MediaInfo, codec: str = "x264", crf: int | None = None,
+                 copy_streams: bool = True, video_only: bool = False,
+                 frame_range: tuple[int, int] | None = None):
+        """Open ``path`` and set up the video encoder and the stream copies.
+
+        Args:
+            path: the output file (usually ``atomic_output``'s temporary name).
+            source: the probed source.
+            codec: ``"x264"``, ``"x265"``, ``"prores"`` or ``"ffv1"``.
+            crf: x264/x265 quality (None: default).
+            copy_streams: copy the source's audio, subtitle and data streams.
+            video_only: write the video alone (farm chunks).
+            frame_range: ``(start, end)`` frames this output covers: only copied packets in
+                that range's time span are written.
+
+        Raises:
+            UsageError: unknown codec. InputError: source without video. OutputError: the
+            file or the encoder cannot be opened.
+        """
+        if source.video is None:
+            raise InputError(f"{source.path} has no video stream")
+        self.path = str(path)
+        self.format = output_format(source.video, codec)
+        self._time_base = Fraction(source.video.time_base)
+        self._color_tags = color_tags(source.video)
+        self._last_pts: int | None = None
+        self._closed = False
+        self._copier: PacketCopier | None = None
+        self.frames_written = 0
+        self._container = open_output(path, self._time_base)
+        try:
+            self._stream = add_video_stream(self._container, source.video, codec, crf, self.format)
+            if copy_streams and not video_only:
+                self._copier = PacketCopier(source.path, self._container, _range_span(source, frame_range))
+        except (av.error.FFmpegError, ValueError) as exc:
+            self.abort()
+            raise OutputError(f"cannot set up {self.path} for {codec}: {_reason(exc)}") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def __enter__(self) -> "OutputWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @property
+    def copied_streams(self) -> int:
+        """Number of audio/subtitle/data streams copied from the source."""
+        return self._copier.stream_count if self._copier else 0
+
+    def _check_planes(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
+        fmt = self.format
+        expected = {"y": (fmt.height, fmt.width), "cb": fmt.chroma_size, "cr": fmt.chroma_size}
+        for name, plane in (("y", y), ("cb", cb), ("cr", cr)):
+            if plane is None or plane.shape != expected[name] or plane.dtype != fmt.dtype:
+                got = "None" if plane is None else f"{plane.shape} {plane.dtype}"
+                raise ValueError(f"{name} plane must be {expected[name]} {np.dtype(fmt.dtype).name}, got {got}")
+
+    def _frame(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int) -> av.VideoFrame:
+        fmt = self.format
+        frame = av.VideoFrame(fmt.width, fmt.height, fmt.pix_fmt)
+        for plane, data in zip(frame.planes, (y, cb, cr)):
+            item = data.dtype.itemsize
+            rows = np.frombuffer(plane, dtype=data.dtype).reshape(plane.height, plane.line_size // item)
+            rows[:, : plane.width] = data  # written in place: no copy of the padded plane
+        for attr, value in self._color_tags.items():
+            setattr(frame, attr, value)
+        frame.pts = pts
+        frame.time_base = self._time_base
+        return frame
+
+    def write(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int) -> None:
+        """Encode one frame.
+
+        Args:
+            y: ``(H, W)`` luma at the output depth (uint8, or uint16 native values).
+            cb: chroma at ``format.chroma_size``, same dtype.
+            cr: as ``cb``.
+            pts: the frame's timestamp in the source's time base (strictly increasing).
+
+        Raises:
+            ValueError: planes of the wrong shape or dtype, or a pts not after the last one.
+            OutputError: the encoder or the file fails (e.g. a full disk).
+        """
+        self._check_planes(y, cb, cr)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"pts {pts} is not after the previous frame's {self._last_pts}")
+        frame = self._frame(y, cb, cr, pts)
+        try:
+            self._mux_video(self._stream.encode(frame))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from exc
+        self._last_pts = pts
+        self.frames_written += 1
+
+    def _mux_video(self, packets) -> None:
+        for packet in packets:
+            self._container.mux(packet)
+            if self._copier is not None:
+                # Copy what plays up to this video packet's decoding time, to interleave.
+                time = packet.dts if packet.dts is not None else packet.pts
+                if time is not None:
+                    self._copier.feed_until(time * Fraction(packet.time_base or self._time_base))
+
+    def close(self) -> None:
+        """Flush the encoder, write the remaining copied packets and close the file.
+
+        Raises:
+            OutputError: when flushing or writing the trailer fails.
+        """
+        if self._closed:
+            return
+        try:
+            self._mux_video(self._stream.encode(None))
+            if self._copier is not None:
+                self._copier.feed_until(None)
+            self._container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"cannot finish {self.path}: {_reason(exc)}") from exc
+        finally:
+            if self._copier is not None:
+                self._copier.close()
+        self._closed = True
+
+    def abort(self) -> None:
+        """Close everything without caring about errors (the caller deletes the file)."""
+        self._closed = True
+        for closer in (getattr(self, "_container", None), self._copier):
+            if closer is None:
+                continue
+            try:
+                closer.close()
+            except Exception:  # noqa: BLE001 - aborting must not raise over the original error
+                pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking a container before any work
+
+
+def _header_error(format_name: str, video: VideoStreamInfo, codec: str, templates: list) -> str | None:
+    """Try the header (and trailer) of this stream set in memory; the error text, or None."""
+    try:
+        container = open_output(f"check.{format_name}", video.time_base, format_name=format_name, file=io.BytesIO())
+    except OutputError as exc:
+        return str(exc)
+    try:
+        add_video_stream(container, video, codec, None, output_format(video, codec))
+        for stream in templates:
+            container.add_stream_from_template(stream)
+        container.start_encoding()
+        container.close()
+        return None
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        try:
+            container.close()
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        return _reason(exc)
+
+
+def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bool = True) -> None:
+    """Refuse, before any work, an output container that cannot hold the codec or a copied stream.
+
+    Writes the header of the real stream set (encoder opened with the real size and format,
+    copies of the source's streams) to memory and turns a failure into one line.
+
+    Args:
+        path: the output path (its extension picks the container).
+        source: the probed source.
+        codec: our codec name.
+        copy_streams: whether the source's audio/subtitle/data streams will be copied.
+
+    Raises:
+        UsageError: unknown codec or extension, a container that refuses the codec or a stream.
+        InputError: a source without video.
+    """
+    if codec not in CODECS:
+        raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+    if source.video is None:
+        raise InputError(f"{source.path} has no video stream")
+    format_name = container_format(path)
+    video = source.video
+    fmt = output_format(video, codec)
+    _check_size_fits_subsampling(path, codec, fmt)
+    error = _header_error(format_name, video, codec, [])
+    if error is not None:
+        raise UsageError(f"cannot write {codec} ({fmt.pix_fmt} {fmt.width}x{fmt.height}) to {path}: {error}; "
+                         f"use {_SUGGESTED_CONTAINER[codec]} or another codec")
+    if copy_streams:
+        _check_copied_streams(path, format_name, source, codec)
+
+
+def _check_size_fits_subsampling(path, codec: str, fmt: OutputFormat) -> None:
+    """x264/x265 need a frame size that is a whole number of chroma samples."""
+    sx, sy = fmt.chroma_shift
+    if codec in ("x264", "x265") and (fmt.width % (1 << sx) or fmt.height % (1 << sy)):
+        raise UsageError(f"cannot write {path}: {codec} needs a width and height divisible by "
+                         f"{1 << sx} and {1 << sy} for {fmt.pix_fmt}, the video is {fmt.width}x{fmt.height}; "
+                         "use --codec ffv1 or prores to keep its exact size")
+
+
+def _check_copied_streams(path, format_name: str, source: MediaInfo, codec: str) -> None:
+    """Try each copied stream next to the video, then all together; one line for the first failure."""
+    suffix = Path(path).suffix.lower()
+    other = "use .mkv" if format_name != "matroska" else "use .mov or .mp4"
+    with open_input(source.path) as container:
+        streams = copyable_streams(container, COPY_KINDS)
+        for stream in streams:
+            error = _header_error(format_name, source.video, codec, [stream])
+            if error is not None:
+                raise UsageError(f"{suffix} cannot hold stream #{stream.index} ({stream.type} {_stream_codec(stream)}) "
+                                 f"of {source.path}: {error}; {other}")
+        error = _header_error(format_name, source.video, codec, streams)
+        if error is not None:
+            raise UsageError(f"cannot write the streams of {source.path} together to {path}: {error}; {other}")
+
+
+def _stream_codec(stream) -> str:
+    try:
+        return stream.codec_context.codec.canonical_name
+    except Exception:  # noqa: BLE001 - only for the message
+        return "unknown codec"

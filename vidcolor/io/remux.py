@@ -1,0 +1,466 @@
+"""Packet-level copying: audio/subtitle/data streams next to a new video, and chunk merging.
+
+Nothing here decodes or re-encodes. Copied packets keep their payload byte for byte; only
+their stream index (and, where a muxer has its own time base, their timestamps' units)
+change. Packets are fed in time order next to the video so files are properly interleaved.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_left
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+
+from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.io.atomic import atomic_output
+from vidcolor.io.probe import open_input, pick_video_stream, scan_timestamps
+
+COPY_KINDS = ("audio", "subtitle", "data")
+
+# Output containers by extension (muxer names).
+CONTAINER_FORMATS = {
+    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm",
+}
+_MP4_FAMILY = {"mp4", "mov"}
+
+
+def container_format(path: str | os.PathLike) -> str:
+    """The muxer for an output path, from its extension.
+
+    Args:
+        path: output file name.
+
+    Returns:
+        A muxer name such as ``"mp4"`` or ``"matroska"``.
+
+    Raises:
+        UsageError: for an extension vidcolor does not write.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINER_FORMATS:
+        known = ", ".join(sorted(CONTAINER_FORMATS))
+        raise UsageError(f"cannot write {path}: unknown output extension {suffix or '(none)'!r}; use one of {known}")
+    return CONTAINER_FORMATS[suffix]
+
+
+def muxer_options(format_name: str, time_base: Fraction) -> dict[str, str]:
+    """Muxer options that keep the video time base exact.
+
+    MP4/MOV otherwise pick their own track timescale (e.g. 1/25 becomes 1/12800, 1/1000
+    becomes 1/16000); asking for the source's denominator keeps every pts unchanged (a time
+    base like 1001/30000 becomes 1/30000 with pts scaled by 1001: the same instants).
+    Matroska always counts in milliseconds and has no such option.
+
+    Args:
+        format_name: the muxer.
+        time_base: the video's time base.
+
+    Returns:
+        Options for ``av.open(..., container_options=...)``.
+    """
+    if format_name in _MP4_FAMILY and time_base:
+        return {"video_track_timescale": str(Fraction(time_base).denominator)}
+    return {}
+
+
+def open_output(path: str | os.PathLike, time_base: Fraction, format_name: str | None = None, file=None):
+    """Open an output container (a path, or a file object such as BytesIO with ``format_name``).
+
+    Args:
+        path: the output path (the format comes from its extension unless given).
+        time_base: video time base, for ``muxer_options``.
+        format_name: muxer name; None guesses from ``path``.
+        file: write here instead of ``path`` (header checks use a BytesIO).
+
+    Returns:
+        An open PyAV output container.
+
+    Raises:
+        OutputError: when the file cannot be created.
+    """
+    format_name = format_name or container_format(path)
+    target = file if file is not None else str(path)
+    try:
+        return av.open(target, mode="w", format=format_name,
+                       container_options=muxer_options(format_name, time_base))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise OutputError(f"cannot create {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def packet_time(packet) -> Fraction | None:
+    """A packet's presentation (else decoding) time in seconds.
+
+    Args:
+        packet: a demuxed PyAV packet.
+
+    Returns:
+        The time as a Fraction, or None when the packet has no timestamp.
+    """
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    if stamp is None or packet.time_base is None:
+        return None
+    return stamp * Fraction(packet.time_base)
+
+
+def copyable_streams(container, kinds: Sequence[str] = COPY_KINDS) -> list:
+    """Streams of an input that are copied next to the video (audio, subtitle, data).
+
+    Args:
+        container: an open input container.
+        kinds: stream types to copy.
+
+    Returns:
+        PyAV streams, in container order.
+    """
+    video = pick_video_stream(container)
+    return [s for s in container.streams
+            if s.type in kinds and (video is None or s.index != video.index)]
+
+
+def _is_cue_end(packet) -> bool:
+    """An empty mov_text sample (two zero bytes): the end of the previous subtitle cue."""
+    return packet.size == 2 and packet.stream.type == "subtitle" and bytes(packet) == b"\x00\x00" \
+        and packet.stream.codec_context.name == "mov_text"
+
+
+class PacketCopier:
+    """Copies the audio, subtitle and data packets of one input into an output container.
+
+    Streams are added to the output in the constructor (so before its header is written);
+    ``feed_until(t)`` then muxes every pending packet whose time is <= t, which keeps the
+    output interleaved when called after each video packet; ``feed_until(None)`` writes the rest.
+    """
+
+    def __init__(self, source_path: str | os.PathLike, output, span: tuple[Fraction | None, Fraction | None] | None = None,
+                 kinds: Sequence[str] = COPY_KINDS):
+        """Open ``source_path`` and add a copy of each of its copyable streams to ``output``.
+
+        Args:
+            source_path: the file whose streams are copied.
+            output: an open output container with nothing muxed yet.
+            span: ``(t0, t1)`` in seconds: only packets with t0 <= time < t1 are copied
+                (None bounds are open); None copies everything.
+            kinds: stream types to copy.
+        """
+        self._source = str(source_path)
+        self._input = open_input(source_path)
+        self._span = span or (None, None)
+        self._map: dict[int, object] = {}
+        self.copied = 0
+        try:
+            for stream in copyable_streams(self._input, kinds):
+                self._map[stream.index] = output.add_stream_from_template(stream)
+        except BaseException:
+            self._input.close()
+            raise
+        self._output = output
+        # MP4/MOV write an empty 2-byte mov_text sample to end each cue; the input's own
+        # end markers are dropped so the muxer's are not doubled (the cues stay identical).
+        self._drop_cue_ends = output.format.name in _MP4_FAMILY
+        streams = [self._input.streams[i] for i in self._map]
+        self._packets: Iterator = iter(self._input.demux(streams)) if streams else iter(())
+        self._pending = None
+
+    @property
+    def stream_count(self) -> int:
+        """Number of streams being copied."""
+        return len(self._map)
+
+    def _in_span(self, time: Fraction | None) -> bool:
+        t0, t1 = self._span
+        if time is None:
+            return True
+        return (t0 is None or time >= t0) and (t1 is None or time < t1)
+
+    def _next_packet(self):
+        if self._pending is not None:
+            packet, self._pending = self._pending, None
+            return packet
+        try:
+            for packet in self._packets:
+                if packet.size == 0:
+                    continue  # demuxer flush packets carry no data
+                if self._drop_cue_ends and _is_cue_end(packet):
+                    continue
+                return packet
+        except av.error.FFmpegError as exc:
+            raise InputError(f"cannot read the audio/subtitle packets of {self._source}: {exc}; "
+                             "the file may be damaged") from exc
+        return None
+
+    def feed_until(self, until: Fraction | None) -> None:
+        """Mux pending packets whose time is <= ``until`` (all of them when None).
+
+        Args:
+            until: a time in seconds, usually the last video packet's.
+        """
+        while True:
+            packet = self._next_packet()
+            if packet is None:
+                return
+            time = packet_time(packet)
+            if until is not None and time is not None and time > until:
+                self._pending = packet
+                return
+            if not self._in_span(time):
+                continue
+            packet.stream = self._map[packet.stream_index]
+            self._output.mux(packet)
+            self.copied += 1
+
+    def close(self) -> None:
+        """Close the input file."""
+        self._input.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging chunks
+
+
+@dataclass(frozen=True)
+class MergeReport:
+    """What ``merge_chunks`` wrote."""
+
+    frames: int
+    chunks: int
+    copied_streams: int
+
+
+@dataclass
+class _Chunk:
+    path: str
+    pts: list[int]  # sorted (presentation order)
+    time_base: Fraction
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    extradata: bytes
+    reorder_delay: int = 0  # how far decode order runs ahead of presentation, in time-base units
+
+    @property
+    def times(self) -> list[Fraction]:
+        return [p * self.time_base for p in self.pts]
+
+
+def _decode_order_pts(container, stream, path: str) -> list[int]:
+    """Video packet pts in file (decode) order; every packet of a chunk must carry one."""
+    stamps = []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        if packet.pts is None:
+            raise UsageError(f"chunk {path} has video packets without timestamps; re-render it with vidcolor")
+        stamps.append(packet.pts)
+    return stamps
+
+
+def reorder_delay(decode_order_pts: list[int]) -> int:
+    """Smallest shift D such that dts = (i-th smallest pts) - D never passes a packet's own pts.
+
+    Args:
+        decode_order_pts: pts of packets in decode order.
+
+    Returns:
+        D >= 0 (0 when there is no reordering, e.g. intra-only codecs).
+    """
+    ordered = sorted(decode_order_pts)
+    return max([0] + [s - p for s, p in zip(ordered, decode_order_pts)])
+
+
+def _read_chunk(path: str) -> _Chunk:
+    """Describe one chunk from its header and packet timestamps."""
+    with open_input(path) as container:
+        stream = pick_video_stream(container)
+        if stream is None:
+            raise InputError(f"chunk {path} has no video stream; re-render it")
+        ctx = stream.codec_context
+        decode_order = _decode_order_pts(container, stream, path)
+        chunk = _Chunk(path=str(path), pts=sorted(decode_order), time_base=Fraction(stream.time_base),
+                       codec=ctx.codec.canonical_name, width=ctx.width, height=ctx.height,
+                       pix_fmt=ctx.format.name if ctx.format else "?", extradata=bytes(ctx.extradata or b""),
+                       reorder_delay=reorder_delay(decode_order))
+    if not chunk.pts:
+        raise UsageError(f"chunk {path} holds no frames; re-render it")
+    return chunk
+
+
+_MUST_MATCH = {"codec": "codec", "width": "width", "height": "height", "pix_fmt": "pixel format",
+               "time_base": "time base", "extradata": "encoder parameters"}
+
+
+def _check_same_encoding(chunks: list[_Chunk]) -> None:
+    """Refuse chunks whose codec, size, pixel format, time base or encoder setup differ."""
+    first = chunks[0]
+    for chunk in chunks[1:]:
+        for attr, label in _MUST_MATCH.items():
+            expected, found = getattr(first, attr), getattr(chunk, attr)
+            if expected != found:
+                detail = "differ" if attr == "extradata" else f"{found} instead of {expected}"
+                raise UsageError(f"chunk {chunk.path} does not match {first.path}: {label} {detail}; "
+                                 "re-render it with the same options")
+
+
+def _ranges(indices: list[int]) -> str:
+    """Compact text for sorted frame indices: ``"3-5, 9"``."""
+    parts, run = [], []
+    for i in indices:
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [i]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ", ".join(parts)
+
+
+def _source_index(times: list[Fraction], t: Fraction, tolerance: Fraction) -> int | None:
+    """Index of the source frame at time ``t`` (within ``tolerance``), or None."""
+    i = bisect_left(times, t)
+    best = None
+    for j in (i - 1, i):
+        if 0 <= j < len(times) and abs(times[j] - t) <= tolerance:
+            if best is None or abs(times[j] - t) < abs(times[best] - t):
+                best = j
+    return best
+
+
+def _check_coverage(chunks: list[_Chunk], source: str) -> None:
+    """Every source frame in exactly one chunk, and no chunk frame the source lacks."""
+    with open_input(source) as container:
+        stream = pick_video_stream(container)
+        if stream is None:
+            raise InputError(f"{source} has no video stream to check the chunks against")
+        source_tb, index = Fraction(stream.time_base), stream.index
+    times = [p * source_tb for p in scan_timestamps(source, index)]
+    counts = [0] * len(times)
+    for chunk in chunks:
+        # Timestamps may be rounded to the coarser of the two time bases (e.g. Matroska's ms).
+        tolerance = max(chunk.time_base, source_tb) / 2
+        strays = []
+        for t in chunk.times:
+            i = _source_index(times, t, tolerance)
+            if i is None:
+                strays.append(t)
+            else:
+                counts[i] += 1
+        if strays:
+            raise UsageError(f"chunk {chunk.path} has {len(strays)} frames at times {source} does not have "
+                             f"(first at {float(strays[0]):.3f} s); was it rendered from another source?")
+    missing = [i for i, n in enumerate(counts) if n == 0]
+    doubled = [i for i, n in enumerate(counts) if n > 1]
+    if doubled:
+        raise UsageError(f"chunks overlap: frames {_ranges(doubled)} of {source} appear in more than one chunk")
+    if missing:
+        raise UsageError(f"chunks leave a gap: frames {_ranges(missing)} of {source} are in no chunk; render them")
+
+
+def _check_no_overlap(chunks: list[_Chunk]) -> None:
+    """Without the source, consecutive chunks must at least not share or interleave frames."""
+    for chunk in chunks:
+        if len(set(chunk.pts)) != len(chunk.pts):
+            raise UsageError(f"chunk {chunk.path} repeats timestamps; re-render it")
+    for before, after in zip(chunks, chunks[1:]):
+        if before.times[-1] >= after.times[0]:
+            raise UsageError(f"chunks {before.path} and {after.path} overlap in time; drop one or re-plan the range")
+
+
+def _video_packets(chunk: _Chunk) -> Iterator:
+    """Non-empty video packets of one chunk, in file order."""
+    with open_input(chunk.path) as container:
+        stream = pick_video_stream(container)
+        for packet in container.demux(stream):
+            if packet.size:
+                yield packet
+
+
+def _merged_dts(chunks: list[_Chunk]) -> Iterator[int]:
+    """Decoding timestamps for the merged stream, one per packet in file order.
+
+    Each chunk's encoder started its own decode clock, and Matroska keeps no dts at all, so
+    chunk dts cannot simply be concatenated. Any strictly increasing dts that never passes
+    its packet's pts is valid; the i-th smallest pts minus the largest reordering delay of
+    all chunks is one (for intra-only codecs it is the pts itself). Presentation is untouched.
+    """
+    delay = max(c.reorder_delay for c in chunks)
+    for chunk in chunks:
+        for stamp in chunk.pts:
+            yield stamp - delay
+
+
+def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None) -> tuple[int, int]:
+    """Remux chunks (and the source's other streams) into ``temp``; returns (frames, copied streams)."""
+    output = open_output(temp, chunks[0].time_base)
+    copier = None
+    try:
+        with open_input(chunks[0].path) as template_input:
+            out_video = output.add_stream_from_template(pick_video_stream(template_input))
+            out_video.time_base = chunks[0].time_base
+        if audio_from is not None:
+            copier = PacketCopier(audio_from, output)
+        dts = _merged_dts(chunks)
+        frames = 0
+        for chunk in chunks:
+            for packet in _video_packets(chunk):
+                packet.dts = next(dts)
+                packet.stream = out_video
+                output.mux(packet)
+                frames += 1
+                if copier is not None:
+                    copier.feed_until(packet.dts * chunk.time_base)
+        if copier is not None:
+            copier.feed_until(None)
+        output.close()
+        return frames, (copier.stream_count if copier else 0)
+    except av.error.FFmpegError as exc:
+        raise OutputError(f"cannot write merged output {temp.name}: {exc}") from exc
+    finally:
+        if copier is not None:
+            copier.close()
+        try:
+            output.close()
+        except (av.error.FFmpegError, OSError):
+            pass
+
+
+def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = None,
+                 overwrite: bool = False) -> MergeReport:
+    """Remux video-only chunks (and another file's audio/subtitles/data) into one file.
+
+    Chunks are ordered by their first timestamp and must share codec, size, pixel format,
+    time base and encoder parameters. With ``audio_from`` (the source), every source frame
+    must be in exactly one chunk; without it, chunks must at least not overlap.
+
+    Args:
+        chunks: chunk files written by ``OutputWriter(video_only=True, frame_range=...)``.
+        output: the merged file (written atomically).
+        audio_from: the source whose audio, subtitle and data streams are copied.
+        overwrite: replace an existing output.
+
+    Returns:
+        A MergeReport (frames, chunks, copied_streams).
+
+    Raises:
+        UsageError: mismatched chunks, gaps or overlaps, no chunks.
+        InputError: unreadable chunk or source.
+        OutputError: the output cannot be written.
+    """
+    if not chunks:
+        raise UsageError("merge needs at least one chunk")
+    described = sorted((_read_chunk(str(c)) for c in chunks), key=lambda c: c.times[0])
+    _check_same_encoding(described)
+    if audio_from is not None:
+        _check_coverage(described, audio_from)
+    else:
+        _check_no_overlap(described)
+    inputs = [c.path for c in described] + ([audio_from] if audio_from else [])
+    with atomic_output(output, overwrite=overwrite, input_paths=inputs) as temp:
+        frames, copied = _write_merged(described, temp, audio_from)
+    return MergeReport(frames=frames, chunks=len(described), copied_streams=copied)

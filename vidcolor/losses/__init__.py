@@ -1,0 +1,1 @@
+"""Loss terms of the generator objective; ``objective.Objective`` combines them."""

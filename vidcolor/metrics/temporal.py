@@ -1,0 +1,178 @@
+"""Temporal metrics of clips: warp error (Lai et al. 2018), CDC (TCVC) and the clip report.
+
+Clips are sequences of float RGB frames ``(H, W, 3)`` in [0, 1]; results are plain floats.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from vidcolor import color, flow
+from vidcolor.metrics.image import chroma_auc, colourfulness, colourfulness_ratio, psnr, ssim
+
+
+def frame_luma(frame: np.ndarray) -> np.ndarray:
+    """Luma used for flow: the frame itself when single-channel, else BT.601 luma of its RGB.
+
+    Args:
+        frame: ``(H, W)`` luma or ``(H, W, 3)`` RGB in [0, 1].
+
+    Returns:
+        ``(H, W)`` float32 luma.
+    """
+    arr = np.asarray(frame)
+    if arr.ndim == 2:
+        return arr.astype(np.float32, copy=False)
+    chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(arr, -1, 0), dtype=np.float32))
+    return color.rgb_to_luma(chw)[0].numpy()
+
+
+def _pair_warp_error(prev: np.ndarray, cur: np.ndarray, gray_prev: np.ndarray,
+                     gray_cur: np.ndarray) -> float | None:
+    """Masked mean squared difference between ``cur`` and ``prev`` warped into it.
+
+    Returns None when no pixel has reliable flow (nothing to measure).
+    """
+    to_prev = flow.dis_flow(gray_cur, gray_prev)  # t -> t-1: warp(prev) lands in frame t
+    to_cur = flow.dis_flow(gray_prev, gray_cur)
+    mask = flow.consistency_mask(to_prev, to_cur)
+    kept = float(mask.sum())
+    if kept == 0.0:
+        return None
+    warped = flow.warp(np.ascontiguousarray(prev, dtype=np.float32), to_prev)
+    sq = (np.asarray(cur, dtype=np.float64) - warped) ** 2
+    if sq.ndim == 2:
+        sq = sq[..., None]
+    return float((sq * mask[..., None]).sum() / (kept * sq.shape[-1]))
+
+
+def warp_error(frames: Sequence[np.ndarray], flows_from: Sequence[np.ndarray] | None = None) -> float:
+    """Warp error (Lai et al. 2018): how much each frame differs from its predecessor moved
+    along the optical flow, over pixels where the flow is reliable.
+
+    Flow from frame t to frame t-1 is DIS flow on the luma of ``flows_from`` (when given)
+    or of the frames themselves; giving the same ``flows_from`` (the grey input or the
+    truth) measures every method with the same flow.
+
+    Args:
+        frames: ``T`` frames, ``(H, W, 3)`` RGB (or ``(H, W)``) in [0, 1].
+        flows_from: optional ``T`` frames of the same size, luma ``(H, W)`` or RGB, used
+            only to compute flow and occlusions.
+
+    Returns:
+        Mean over t >= 1 of the masked mean squared difference (over pixels and channels);
+        0 for a static clip; ``nan`` when there is no pair with a reliable pixel
+        (e.g. fewer than two frames).
+    """
+    source = frames if flows_from is None else flows_from
+    if len(source) != len(frames):
+        raise ValueError(f"flows_from has {len(source)} frames, the clip {len(frames)}")
+    grays = [flow.to_gray8(frame_luma(f)) for f in source]
+    errors = []
+    for t in range(1, len(frames)):
+        err = _pair_warp_error(frames[t - 1], frames[t], grays[t - 1], grays[t])
+        if err is not None:
+            errors.append(err)
+    return float(np.mean(errors)) if errors else math.nan
+
+
+def channel_histograms(frame: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Normalised histogram of each channel over [0, 1] (values outside are clipped in).
+
+    Args:
+        frame: ``(H, W, C)`` array in [0, 1].
+        bins: bins per channel.
+
+    Returns:
+        ``(C, bins)`` float64 array; each row sums to 1.
+    """
+    arr = np.asarray(frame, dtype=np.float64)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    # floor(x·bins) puts 1.0 in its own bin; clipping folds it into the last one.
+    idx = np.clip(np.floor(arr * bins), 0, bins - 1).astype(np.int64)
+    hists = np.stack([np.bincount(idx[..., c].ravel(), minlength=bins) for c in range(arr.shape[-1])])
+    return hists / hists.sum(axis=1, keepdims=True)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence with the natural log (so it lies in [0, ln 2]).
+
+    Args:
+        p: ``(..., bins)`` distributions (rows sum to 1).
+        q: same shape.
+
+    Returns:
+        ``(...)`` array of divergences; 0 log 0 is taken as 0.
+    """
+    m = 0.5 * (p + q)
+
+    def kl_to_m(d: np.ndarray) -> np.ndarray:
+        # where d == 0 the term is 0; elsewhere m >= d/2 > 0, so the log is finite.
+        safe_ratio = np.where(d > 0, d / np.where(m > 0, m, 1.0), 1.0)
+        return (d * np.log(safe_ratio)).sum(-1)
+
+    return 0.5 * kl_to_m(p) + 0.5 * kl_to_m(q)
+
+
+def cdc(frames: Sequence[np.ndarray], bins: int = 32, gaps: Sequence[int] = (1, 2)) -> float:
+    """Colour distribution consistency (TCVC, "Temporally consistent video colorization").
+
+    For each RGB channel, normalised ``bins``-bin histograms; the Jensen-Shannon divergence
+    (natural log, maximum ln 2) between frame t and frame t+g, averaged over channels and t
+    for each gap g, then over the gaps that have at least one pair.
+
+    Args:
+        frames: ``T`` frames ``(H, W, 3)`` in [0, 1].
+        bins: histogram bins per channel.
+        gaps: frame distances to compare.
+
+    Returns:
+        CDC (0 for a constant clip, lower is steadier); ``nan`` when no gap fits the clip.
+    """
+    hists = [channel_histograms(f, bins) for f in frames]
+    per_gap = []
+    for g in gaps:
+        pairs = [js_divergence(hists[t], hists[t + g]).mean() for t in range(len(hists) - g)]
+        if pairs:
+            per_gap.append(np.mean(pairs))
+    return float(np.mean(per_gap)) if per_gap else math.nan
+
+
+def clip_report(
+    pred_frames: Sequence[np.ndarray],
+    truth_frames: Sequence[np.ndarray],
+    flow_source: Sequence[np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Image metrics averaged over frames plus the temporal metrics of the prediction.
+
+    Args:
+        pred_frames: ``T`` predicted RGB frames in [0, 1].
+        truth_frames: ``T`` ground-truth RGB frames.
+        flow_source: frames (luma or RGB) to compute flow on for the warp error; defaults
+            to the truth, so every method is measured with the same flow.
+
+    Returns:
+        ``{"psnr", "ssim", "colourfulness", "colourfulness_ratio", "auc", "warp_error",
+        "cdc"}``: per-frame means for the image metrics; ``colourfulness_ratio`` is mean
+        pred colourfulness over mean truth colourfulness (steadier than a mean of ratios
+        when some frames are nearly grey).
+    """
+    if len(pred_frames) != len(truth_frames):
+        raise ValueError(f"{len(pred_frames)} predicted frames but {len(truth_frames)} truth frames")
+    pairs = list(zip(pred_frames, truth_frames))
+    pred_c = float(np.mean([colourfulness(p) for p in pred_frames]))
+    truth_c = float(np.mean([colourfulness(t) for t in truth_frames]))
+    return {
+        "psnr": float(np.mean([psnr(p, t) for p, t in pairs])),
+        "ssim": float(np.mean([ssim(p, t) for p, t in pairs])),
+        "colourfulness": pred_c,
+        "colourfulness_ratio": colourfulness_ratio(pred_c, truth_c),
+        "auc": float(np.mean([chroma_auc(p, t) for p, t in pairs])),
+        "warp_error": warp_error(pred_frames, truth_frames if flow_source is None else flow_source),
+        "cdc": cdc(pred_frames),
+    }

@@ -1,0 +1,149 @@
+"""Load and save generators as safetensors weights plus a JSON of constructor arguments.
+
+A model is two files side by side: ``NAME.safetensors`` (tensors only, never a pickle) and
+``NAME.json`` (format tag, the generator's constructor arguments, provenance: data, steps,
+losses, VGG weights, and the SHA-256 of the weights). Loading rebuilds the model from the JSON
+alone, so any script can use a model without the training code or config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vidcolor.config import GeneratorConfig, from_dict, to_dict
+from vidcolor.errors import ConfigError, ModelError
+from vidcolor.models.generator import Generator, build_generator
+
+FORMAT = "vidcolor-generator"
+FORMAT_VERSION = 1
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_NAME = "default"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_model_path(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Find the weights and JSON of a model given by name or path.
+
+    Args:
+        name_or_path: "default", a name of a model in ``vidcolor/weights``, a
+            ``.safetensors`` or ``.json`` path, or a path without extension.
+
+    Returns:
+        (weights path, json path); they may not exist (the loader reports that).
+    """
+    text = str(name_or_path)
+    candidate = Path(os.path.expanduser(text))
+    if candidate.suffix in (".safetensors", ".json"):
+        stem = candidate.with_suffix("")
+    elif candidate.is_dir():
+        stem = candidate / DEFAULT_NAME
+    elif os.sep in text or candidate.exists() or candidate.with_suffix(".json").exists():
+        stem = candidate
+    else:
+        stem = WEIGHTS_DIR / text
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def save_generator(model: Generator, stem: str | os.PathLike, provenance: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``stem.safetensors`` and ``stem.json`` atomically (temporary names, then rename).
+
+    Args:
+        model: the generator.
+        stem: output path without extension.
+        provenance: what produced it (data, steps, losses, VGG weights...).
+
+    Returns:
+        (weights path, json path).
+    """
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    weights_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    tmp_weights = weights_path.with_name(weights_path.name + ".tmp")
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(tmp_weights))
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": to_dict(model.config),
+        "parameters": sum(v.numel() for v in tensors.values()),
+        "sha256": _sha256(tmp_weights),
+        "provenance": provenance or {},
+    }
+    tmp_json = json_path.with_name(json_path.name + ".tmp")
+    tmp_json.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp_weights, weights_path)
+    os.replace(tmp_json, json_path)
+    return weights_path, json_path
+
+
+def read_model_card(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a model's JSON without loading its weights.
+
+    Args:
+        name_or_path: see ``resolve_model_path``.
+
+    Returns:
+        The parsed JSON (format, config, provenance...).
+    """
+    weights_path, json_path = resolve_model_path(name_or_path)
+    if not json_path.is_file():
+        raise ModelError(f"{json_path}: model description not found (a model is NAME.safetensors + NAME.json)")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{json_path}: not valid JSON ({exc.__class__.__name__}); the model file is corrupt") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{json_path}: not a vidcolor generator description (format tag missing)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{json_path}: made by a newer vidcolor (format {meta['format_version']}); upgrade vidcolor")
+    return meta
+
+
+def load_generator(name_or_path: str | os.PathLike = DEFAULT_NAME, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
+    """Rebuild a generator from its JSON and load its weights, checking they match.
+
+    Args:
+        name_or_path: see ``resolve_model_path``.
+        device: where to put the model.
+
+    Returns:
+        (generator in eval mode, its JSON description).
+    """
+    weights_path, json_path = resolve_model_path(name_or_path)
+    meta = read_model_card(name_or_path)
+    if not weights_path.is_file():
+        raise ModelError(f"{weights_path}: weights file not found")
+    expected = meta.get("sha256")
+    if expected and _sha256(weights_path) != expected:
+        raise ModelError(f"{weights_path}: weights do not match their checksum in {json_path.name}; the file is corrupt or truncated")
+    try:
+        config = from_dict(GeneratorConfig, meta.get("config", {}))
+    except ConfigError as exc:
+        raise ModelError(f"{json_path}: bad generator arguments ({exc})") from None
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{weights_path}: not a readable safetensors file ({exc})") from None
+    model = build_generator(config)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0]
+        raise ModelError(f"{weights_path}: weights do not match the model in {json_path.name} ({detail})") from None
+    return model.to(device).eval(), meta

@@ -1,0 +1,1 @@
+"""Inference pipeline: decode, batch, generate, smooth, encode."""

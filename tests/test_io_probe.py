@@ -14,7 +14,6 @@ from tests.media import ffprobe_json, make_clip
 from vidcolor.errors import InputError, UsageError
 from vidcolor.io.probe import (
     format_report,
-    matrix_for,
     media_kind,
     planar_equivalent,
     probe,
@@ -114,13 +113,6 @@ def test_probe_agrees_with_ffprobe(tmp_path):
     assert stream["pix_fmt"] == info.video.pix_fmt
     assert int(stream["nb_frames"]) == info.video.frame_count
     assert Fraction(stream["time_base"]) == info.video.time_base
-
-
-def test_matrix_mapping_matches_color_module():
-    color = pytest.importorskip("vidcolor.color")
-    for name in [None, "bt709", "smpte170m", "bt470bg", "fcc", "bt2020nc", "bt2020c", "smpte240m", "unknown"]:
-        for height in (480, 1080):
-            assert matrix_for(name, height) == color.matrix_from_ffmpeg(name, height)
 
 
 def test_planar_equivalent_of_exotic_formats():

@@ -138,5 +138,55 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
     click.echo(f"model: {stem}.safetensors (run {trainer.run_dir}, step {trainer.step})")
 
 
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path())
+@click.option("-o", "--output", "output", type=click.Path(), help="Output file (default: IN_colour.EXT).")
+@click.option("--model", default="default", show_default=True, help="Model name or path (NAME.safetensors + NAME.json).")
+@click.option("--style", default=None, help="A painting style carried by the model (see `vidcolor styles`).")
+@click.option("--strength", default=1.0, show_default=True, type=float, help="Style strength, 0 (natural colour) to 1.")
+@click.option("--reference", "references", multiple=True, metavar="IMG[@FRAME]", help="Hand-coloured reference for a frame (repeatable).")
+@click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees (multiple of 16).")
+@click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1.")
+@click.option("--frames", default=None, metavar="S-E", help="Only frames S..E (inclusive, 0-based): a farm chunk.")
+@click.option("--codec", default="x264", show_default=True, type=click.Choice(["x264", "x265", "prores", "ffv1"]))
+@click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default="8", show_default=True, help="Frames per model call, or 'auto'.")
+@click.option("--preview", default=None, type=click.Path(), help="Write a contact sheet PNG (input beside output).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma).")
+@click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif).")
+@click.option("--quiet", is_flag=True, help="No progress bar; one summary line.")
+@handle_errors
+def colorize(input_path, output, model, style, strength, references, render_size, smooth, frames, codec, crf,
+             device, batch_size, preview, overwrite, force, deinterlace, quiet) -> None:
+    """Colorize a black-and-white video or photo; audio, timing and resolution are kept."""
+    from vidcolor.config import ColorizeConfig
+    from vidcolor.pipeline.run import colorize as run_colorize
+
+    if output is None:
+        src = Path(input_path)
+        output = str(src.with_name(f"{src.stem}_colour{src.suffix or '.mkv'}"))
+    cfg = ColorizeConfig(
+        input=input_path, output=output, model=model, style=style, strength=strength,
+        references=tuple(references), render_size=render_size, smooth=smooth, frames=frames, codec=codec,
+        crf=crf, device=device, batch_size=batch_size, preview=preview, overwrite=overwrite, force=force,
+        deinterlace=deinterlace, quiet=quiet,
+    )
+    report = run_colorize(cfg)
+    extra = f", preview {report.preview}" if report.preview else ""
+    click.echo(f"wrote {report.output}: {report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps){extra}")
+
+
+@main.command()
+@click.argument("input_path", metavar="IN", type=click.Path())
+@handle_errors
+def probe(input_path) -> None:
+    """Show streams, timing, colour metadata and a grey/tinted/colour verdict."""
+    from vidcolor.io.probe import format_report, probe as probe_media
+
+    click.echo(format_report(probe_media(input_path, verdict=True)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

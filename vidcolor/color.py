@@ -12,54 +12,14 @@ from __future__ import annotations
 
 import torch
 
+from vidcolor.matrices import default_matrix, matrix_from_ffmpeg  # noqa: F401 - re-exported
+
 # Luma weights (Kr, Kb) of each matrix.
 _MATRICES = {
     "bt601": (0.299, 0.114),
     "bt709": (0.2126, 0.0722),
     "bt2020": (0.2627, 0.0593),
 }
-
-# ffmpeg's colorspace names mapped to our matrices; unknown/unspecified follow the
-# common convention (SD: 601, HD: 709), decided by the caller via ``default_matrix``.
-_FFMPEG_MATRIX = {
-    "bt709": "bt709",
-    "bt470bg": "bt601",
-    "smpte170m": "bt601",
-    "fcc": "bt601",
-    "bt2020nc": "bt2020",
-    "bt2020_ncl": "bt2020",
-    "bt2020c": "bt2020",
-}
-
-
-def default_matrix(height: int) -> str:
-    """Matrix to assume for untagged video: BT.709 for HD (height >= 720), else BT.601.
-
-    Args:
-        height: frame height in pixels.
-
-    Returns:
-        ``"bt709"`` or ``"bt601"``.
-    """
-    return "bt709" if height >= 720 else "bt601"
-
-
-def matrix_from_ffmpeg(name: str | None, height: int) -> str:
-    """Map an ffmpeg colorspace name (e.g. ``"bt709"``, ``"smpte170m"``) to our matrix name.
-
-    Args:
-        name: the stream's colorspace name, or None/"unknown".
-        height: frame height, for the default when the stream is untagged.
-
-    Returns:
-        One of ``"bt601"``, ``"bt709"``, ``"bt2020"``.
-    """
-    if name:
-        key = str(name).lower()
-        if key in _FFMPEG_MATRIX:
-            return _FFMPEG_MATRIX[key]
-    return default_matrix(height)
-
 
 def rgb_to_ycbcr(rgb: torch.Tensor, matrix: str = "bt601") -> torch.Tensor:
     """Full-range RGB in [0, 1] to full-range YCbCr (Y in [0, 1], Cb/Cr in [-0.5, 0.5]).

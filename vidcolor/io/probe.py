@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from vidcolor.errors import InputError
+from vidcolor.matrices import matrix_from_ffmpeg
 
 # ffmpeg's names for the colour enums (libavutil/pixdesc.c), indexed by their values.
 # "unspecified" and "reserved" values are absent and read as None.
@@ -38,13 +39,6 @@ COLORSPACE_NAMES = {
 }
 RANGE_FULL = 2  # AVCOL_RANGE_JPEG
 RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
-
-# Same mapping as vidcolor.color.matrix_from_ffmpeg, repeated here because vidcolor.color
-# imports torch and the io package must stay numpy-only (a test checks they agree).
-_FFMPEG_MATRIX = {
-    "bt709": "bt709", "bt470bg": "bt601", "smpte170m": "bt601", "fcc": "bt601",
-    "bt2020nc": "bt2020", "bt2020_ncl": "bt2020", "bt2020c": "bt2020",
-}
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -326,21 +320,6 @@ def format_layout(pix_fmt: str) -> tuple[int, bool, tuple[int, int]]:
 # Colour metadata
 
 
-def matrix_for(colorspace: str | None, height: int) -> str:
-    """Our matrix name for an ffmpeg colorspace (``vidcolor.color.matrix_from_ffmpeg``).
-
-    Args:
-        colorspace: ffmpeg colorspace name or None.
-        height: frame height, for the SD/HD default of untagged video.
-
-    Returns:
-        ``"bt601"``, ``"bt709"`` or ``"bt2020"``.
-    """
-    if colorspace and colorspace.lower() in _FFMPEG_MATRIX:
-        return _FFMPEG_MATRIX[colorspace.lower()]
-    return "bt709" if height >= 720 else "bt601"
-
-
 _UNSPECIFIED = {"color_primaries": 2, "color_trc": 2, "colorspace": 2, "color_range": 0}
 
 
@@ -453,7 +432,7 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
         color_trc=trc,
         colorspace=colorspace,
         full_range=full or decoder_fmt.startswith("yuvj") or _is_rgb_like(decoder_fmt),
-        matrix=matrix_for(colorspace, height),
+        matrix=matrix_from_ffmpeg(colorspace, height),
         interlaced=interlaced,
         rotation=int(round(first.rotation)) % 360 if first is not None else 0,
         sample_aspect_ratio=_sample_aspect_ratio(stream),

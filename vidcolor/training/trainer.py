@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from vidcolor.color import rgb_to_luma, ycbcr_to_rgb
 from vidcolor.config import TrainConfig, dump_toml, from_dict, to_dict
+from vidcolor.devices import pick_device
 from vidcolor.errors import TrainingError
 from vidcolor.losses.objective import Objective
 from vidcolor.losses.perceptual import gram
@@ -38,20 +39,6 @@ from vidcolor.training.data import DataOptions, PairDataset, load_photo, load_so
 log = logging.getLogger("vidcolor.train")
 SAMPLE_INDEX_BASE = 10**15  # dataset items used for sample grids, far from training items
 SAMPLE_COUNT = 6
-
-
-def pick_device(name: str) -> torch.device:
-    """Resolve "auto" to CUDA when present, else CPU.
-
-    Args:
-        name: "auto", "cpu", "cuda" or "cuda:N".
-
-    Returns:
-        A torch device.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def next_run_dir(root: Path, name: str) -> Path:

@@ -1,0 +1,114 @@
+"""The generate stage: run the generator on batches, on the CPU or on a CUDA device.
+
+On CUDA, host-to-device and device-to-host copies run on a side stream and are ordered with
+events, so the copy of batch k+1 overlaps the forward pass of batch k without synchronising
+the whole device; the forward pass runs under autocast. An out-of-memory error halves the
+batch and retries instead of ending the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from vidcolor.devices import OUT_OF_MEMORY
+from vidcolor.errors import ModelError
+from vidcolor.models.generator import Generator
+from vidcolor.pipeline.batch import Batch
+
+log = logging.getLogger("vidcolor")
+
+
+@dataclass
+class Pending:
+    """A batch whose chroma is on its way back to the host."""
+
+    batch: Batch
+    chroma: torch.Tensor  # [N, 2, h, w] float32 on the host (filled when ``event`` fires)
+    event: Any = None  # torch.cuda.Event on CUDA, None on the CPU
+
+    def result(self) -> tuple[Batch, np.ndarray]:
+        """Wait for the copy and return (batch, chroma as a ``(N, 2, h, w)`` array)."""
+        if self.event is not None:
+            self.event.synchronize()
+        return self.batch, self.chroma.numpy()
+
+
+class ChromaGenerator:
+    """Runs the generator's chroma head on batches.
+
+    Args:
+        model: the generator.
+        device: where to run it.
+        style: [num_styles] style mixing weights (None: natural colour).
+        autocast: use fp16 (CUDA) for the forward pass; checked to stay within one code value.
+    """
+
+    def __init__(self, model: Generator, device: torch.device, style: torch.Tensor | None = None, autocast: bool = True):
+        self.model = model.to(device).eval()
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.autocast = autocast and self.cuda
+        self.style = None if style is None else style.to(device)
+        self.copy_stream = torch.cuda.Stream(device) if self.cuda else None
+        self.max_batch: int | None = None  # lowered after an out-of-memory error
+
+    def _forward(self, luma: torch.Tensor, hint_chroma: torch.Tensor | None, hint_mask: torch.Tensor | None) -> torch.Tensor:
+        style = None if self.style is None else self.style.expand(luma.shape[0], -1)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
+            return self.model(luma, hint_chroma, hint_mask, style=style)["chroma"].float()
+
+    def _forward_split(self, luma, hint_chroma, hint_mask) -> torch.Tensor:
+        """Forward in slices of at most ``max_batch``, halving it on out-of-memory errors."""
+        n = luma.shape[0]
+        while True:
+            step = min(self.max_batch or n, n)
+            try:
+                parts = []
+                for i in range(0, n, step):
+                    sl = slice(i, i + step)
+                    parts.append(self._forward(luma[sl], None if hint_chroma is None else hint_chroma[sl],
+                                               None if hint_mask is None else hint_mask[sl]))
+                return torch.cat(parts) if len(parts) > 1 else parts[0]
+            except OUT_OF_MEMORY:
+                if self.cuda:
+                    torch.cuda.empty_cache()
+                if step <= 1:
+                    raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
+                self.max_batch = step // 2
+                log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
+
+    def submit(self, batch: Batch) -> Pending:
+        """Start the generator on a batch; call ``result()`` on the returned object to get it.
+
+        Args:
+            batch: luma (and hints) at render size.
+
+        Returns:
+            A ``Pending`` result.
+        """
+        if not self.cuda:
+            return Pending(batch, self._forward_split(batch.luma, batch.hint_chroma, batch.hint_mask))
+        main = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self.copy_stream):
+            luma = batch.luma.to(self.device, non_blocking=True)
+            hint_chroma = None if batch.hint_chroma is None else batch.hint_chroma.to(self.device, non_blocking=True)
+            hint_mask = None if batch.hint_mask is None else batch.hint_mask.to(self.device, non_blocking=True)
+            copied_in = torch.cuda.Event()
+            copied_in.record(self.copy_stream)
+        main.wait_event(copied_in)
+        chroma = self._forward_split(luma, hint_chroma, hint_mask)
+        computed = torch.cuda.Event()
+        computed.record(main)
+        host = torch.empty(chroma.shape, dtype=torch.float32, pin_memory=True)
+        with torch.cuda.stream(self.copy_stream):
+            self.copy_stream.wait_event(computed)
+            host.copy_(chroma, non_blocking=True)
+            chroma.record_stream(self.copy_stream)  # keep the device buffer alive until copied
+            done = torch.cuda.Event()
+            done.record(self.copy_stream)
+        return Pending(batch, host, done)

@@ -1,0 +1,505 @@
+"""One colorize run, video or still image: the stages joined top to bottom.
+
+    decode ──► batch + generate ──► smooth ──► encode
+    (thread)   (thread)             (thread)   (calling thread: planes out, progress)
+
+Stages talk through bounded queues, so decode, compute and encode overlap and memory stays
+flat however long the film. Any stage's error, Ctrl-C or SIGTERM stops every stage; the
+output is written under a temporary name and renamed only after a clean finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vidcolor.color import chroma_codes_to_unit, chroma_unit_to_codes, convert_chroma, luma_codes_to_unit, rgb_to_ycbcr, ycbcr_to_rgb
+from vidcolor.config import ColorizeConfig
+from vidcolor.devices import pick_device
+from vidcolor.errors import InputError, UsageError
+from vidcolor.io.atomic import atomic_output
+from vidcolor.io.decode import DecodeStats, Frame, iter_frames
+from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, shift_bits
+from vidcolor.io.probe import MediaInfo, media_kind, probe
+from vidcolor.io.timing import clamp_frame_range, parse_frame_range
+from vidcolor.models.generator import Generator
+from vidcolor.models.weights import load_generator
+from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
+from vidcolor.pipeline.generate import ChromaGenerator, Pending
+from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
+
+log = logging.getLogger("vidcolor")
+MODEL_MATRIX = "bt601"  # the model's fixed colour space (see vidcolor.color)
+QUEUE_FRAMES = 16  # frames buffered between two stages
+PREVIEW_FRAMES = 4
+_END = object()  # end-of-stream marker passed down the queues
+
+
+@dataclass
+class RunReport:
+    """What a run did, for the CLI's summary line and for scripts.
+
+    Attributes:
+        output: the file written.
+        frames: frames written.
+        seconds: wall time.
+        corrupt_packets: packets the decoder skipped.
+        dropped: frames of the range that could not be decoded.
+        copied_streams: audio/subtitle/data streams copied.
+        preview: the contact sheet written, if any.
+    """
+
+    output: str
+    frames: int
+    seconds: float
+    corrupt_packets: int = 0
+    dropped: int = 0
+    copied_streams: int = 0
+    preview: str | None = None
+
+    @property
+    def fps(self) -> float:
+        """Frames per second over the whole run."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Stopped(Exception):
+    """Raised inside a stage when another stage failed or the run was interrupted."""
+
+
+class Stages:
+    """Threads joined by bounded queues, with one stop flag for all of them."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.threads: list[threading.Thread] = []
+
+    def spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        """Start ``target(*args)`` in a thread; its exception stops every stage."""
+
+        def guarded() -> None:
+            try:
+                target(*args)
+            except _Stopped:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
+                self.errors.append(exc)
+                self.stop.set()
+
+        thread = threading.Thread(target=guarded, name=f"vidcolor-{name}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def put(self, q: queue.Queue, item: Any) -> None:
+        """Put with back-pressure, giving up when the run stops."""
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, q: queue.Queue) -> Any:
+        """Get, giving up when the run stops."""
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def drain(self, q: queue.Queue) -> Iterator[Any]:
+        """Items of ``q`` until the end marker."""
+        while (item := self.get(q)) is not _END:
+            yield item
+
+    def close(self) -> None:
+        """Stop every stage and wait for its thread; re-raise the first stage error."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+        if self.errors:
+            raise self.errors[0]
+
+
+# ----- planes <-> model space ---------------------------------------------------------------
+
+
+def chroma_to_planes(chroma: np.ndarray, fmt: OutputFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Model chroma at render size to the output's Cb/Cr planes (size, matrix, range, depth).
+
+    Args:
+        chroma: ``(2, h, w)`` float32 BT.601 chroma in [-0.5, 0.5].
+        fmt: the output format.
+
+    Returns:
+        (cb, cr) code planes at ``fmt.chroma_size`` in ``fmt.dtype``.
+    """
+    ch, cw = fmt.chroma_size
+    up = cv2.resize(np.ascontiguousarray(chroma.transpose(1, 2, 0)), (cw, ch), interpolation=cv2.INTER_LINEAR)
+    c = torch.from_numpy(up).permute(2, 0, 1)
+    # Chroma conversion between matrices does not depend on luma (grey maps to zero chroma
+    # in every matrix), so a zero luma stands in for the stream's.
+    c = convert_chroma(torch.zeros(1, ch, cw), c, MODEL_MATRIX, fmt.matrix)
+    codes = chroma_unit_to_codes(c, fmt.bit_depth, fmt.full_range).numpy().astype(fmt.dtype)
+    return codes[0], codes[1]
+
+
+def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int, full_range: bool, matrix: str, width: int) -> np.ndarray:
+    """Code planes to an 8-bit RGB image of the given width (for previews).
+
+    Args:
+        y: ``(H, W)`` luma codes.
+        cb: chroma codes at any size.
+        cr: same size as ``cb``.
+        bit_depth: depth of the codes.
+        full_range: range of the codes.
+        matrix: the stream's matrix.
+        width: output width (height keeps the aspect).
+
+    Returns:
+        ``(h, width, 3)`` uint8 RGB.
+    """
+    h = max(1, round(y.shape[0] * width / y.shape[1]))
+    ys = cv2.resize(y.astype(np.float32), (width, h), interpolation=cv2.INTER_AREA)
+    cbs = cv2.resize(cb.astype(np.float32), (width, h), interpolation=cv2.INTER_LINEAR)
+    crs = cv2.resize(cr.astype(np.float32), (width, h), interpolation=cv2.INTER_LINEAR)
+    luma = luma_codes_to_unit(torch.from_numpy(ys), bit_depth, full_range)[None]
+    chroma = chroma_codes_to_unit(torch.from_numpy(np.stack((cbs, crs))), bit_depth, full_range)
+    rgb = ycbcr_to_rgb(torch.cat((luma, chroma)), matrix).clamp(0, 1)
+    return (rgb.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def write_contact_sheet(path: str | Path, rows: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Write input-beside-output rows as one PNG (atomically).
+
+    Args:
+        path: the PNG to write.
+        rows: (input RGB, output RGB) pairs of equal height, uint8.
+    """
+    lines = [np.concatenate((a, np.full((a.shape[0], 4, 3), 255, np.uint8), b), axis=1) for a, b in rows]
+    gap = np.full((4, lines[0].shape[1], 3), 255, np.uint8)
+    sheet = np.concatenate([x for line in lines for x in (line, gap)][:-1], axis=0)
+    with atomic_output(path, overwrite=True) as tmp:
+        if not cv2.imwrite(str(tmp), sheet[..., ::-1]):
+            raise InputError(f"{path}: cannot write the preview image")
+
+
+# ----- the video run ------------------------------------------------------------------------
+
+
+@dataclass
+class VideoPlan:
+    """Everything decided before any frame is decoded."""
+
+    info: MediaInfo
+    start: int  # first frame written
+    end: int  # last frame written (inclusive)
+    decode_start: int  # first frame decoded (warm-up frames for the smoother come before start)
+    render: tuple[int, int]
+    batch_size: int
+    chunk: bool  # a frame range: write a video-only chunk
+    preview_indices: set[int] = field(default_factory=set)
+
+
+def _check_options(cfg: ColorizeConfig) -> None:
+    if cfg.codec not in CODECS:
+        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {', '.join(CODECS)})")
+    if not 0.0 <= cfg.smooth < 1.0:
+        raise UsageError(f"--smooth must be in [0, 1), got {cfg.smooth}")
+    if not 0.0 <= cfg.strength <= 1.0:
+        raise UsageError(f"--strength must be in [0, 1], got {cfg.strength}")
+
+
+def _batch_size(cfg: ColorizeConfig, device: torch.device) -> int:
+    if cfg.batch_size == "auto":
+        return 32 if device.type == "cuda" else 4
+    try:
+        size = int(cfg.batch_size)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise UsageError(f"--batch-size must be a positive integer or 'auto', got {cfg.batch_size!r}")
+    return size
+
+
+def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> VideoPlan:
+    """Decide frame range, warm-up, render size and batch size; refuse bad combinations early.
+
+    Args:
+        cfg: the run's options.
+        info: the probed input.
+        device: where the model runs.
+
+    Returns:
+        A ``VideoPlan``.
+    """
+    video = info.video
+    if video is None:
+        raise InputError(f"{info.path}: no video stream to colorize")
+    if video.frame_count == 0:
+        raise InputError(f"{info.path}: the video stream has no frames")
+    if info.verdict == "colour" and not cfg.force:
+        raise UsageError(f"{info.path} looks like a colour video; pass --force to recolour it from its luma")
+    if cfg.frames:
+        start, end = clamp_frame_range(*parse_frame_range(cfg.frames), video.frame_count)
+    else:
+        start, end = 0, video.frame_count - 1
+    warm = warmup_frames(cfg.smooth) if cfg.smooth > 0 else 0
+    count = end - start + 1
+    step = max(count // PREVIEW_FRAMES, 1)
+    previews = {start + step // 2 + i * step for i in range(PREVIEW_FRAMES)} if cfg.preview else set()
+    return VideoPlan(
+        info=info,
+        start=start,
+        end=end,
+        decode_start=max(0, start - warm),
+        render=render_shape(video.height, video.width, cfg.render_size),
+        batch_size=_batch_size(cfg, device),
+        chunk=cfg.frames is not None,
+        preview_indices={i for i in previews if i <= end},
+    )
+
+
+def _decode_stage(stages: Stages, cfg: ColorizeConfig, plan: VideoPlan, stats: DecodeStats, out: queue.Queue) -> None:
+    for frame in iter_frames(cfg.input, plan.info, plan.decode_start, plan.end, cfg.deinterlace, stats):
+        stages.put(out, frame)
+    stages.put(out, _END)
+
+
+def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator, inq: queue.Queue, out: queue.Queue) -> None:
+    video = plan.info.video
+    pin = generator.cuda
+    pending: Pending | None = None
+
+    def emit(p: Pending) -> None:
+        batch, chroma = p.result()
+        for (frame, luma), c in zip(batch.items, chroma):
+            stages.put(out, (frame, luma, c))
+
+    items: list[tuple[Frame, np.ndarray]] = []
+    frames = stages.drain(inq)
+    while True:
+        frame = next(frames, None)
+        if frame is not None:
+            items.append((frame, luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render)))
+        if items and (len(items) == plan.batch_size or frame is None):
+            submitted = generator.submit(make_batch(items, [luma for _, luma in items], [None] * len(items), pin))
+            if pending is not None:
+                emit(pending)  # the previous batch's copy-out overlapped this batch's compute
+            pending, items = submitted, []
+        if frame is None:
+            break
+    if pending is not None:
+        emit(pending)
+    stages.put(out, _END)
+
+
+def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, inq: queue.Queue, out: queue.Queue) -> None:
+    smoother = ChromaSmoother(alpha)
+    for frame, luma, chroma in stages.drain(inq):
+        smoothed = smoother(luma, chroma)
+        if frame.index >= plan.start:  # warm-up frames only prime the smoother
+            stages.put(out, (frame, smoothed))
+    stages.put(out, _END)
+
+
+def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
+    """Colorize a video file (see module docstring).
+
+    Args:
+        cfg: the run's options.
+        model: a generator to use instead of loading ``cfg.model`` (tests, scripts).
+
+    Returns:
+        A ``RunReport``.
+    """
+    t0 = time.time()
+    _check_options(cfg)
+    info = probe(cfg.input, verdict=True)
+    device = pick_device(cfg.device)
+    plan = plan_video(cfg, info, device)
+    check_output_supported(cfg.output, info, cfg.codec, copy_streams=not plan.chunk)
+    if model is None:
+        model, _ = load_generator(cfg.model, device)
+    generator = ChromaGenerator(model, device)
+    video = info.video
+    stats = DecodeStats()
+    previews: list[tuple[np.ndarray, np.ndarray]] = []
+    frames_written = 0
+    with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
+        frame_range = (plan.start, plan.end) if cfg.frames else None
+        with OutputWriter(tmp, info, cfg.codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range) as writer:
+            fmt = writer.format
+            stages = Stages()
+            decoded, generated, smoothed = (queue.Queue(QUEUE_FRAMES) for _ in range(3))
+            bar = tqdm(total=plan.end - plan.start + 1, unit="frame", disable=cfg.quiet, desc=Path(cfg.output).name, dynamic_ncols=True)
+            try:
+                stages.spawn("decode", _decode_stage, stages, cfg, plan, stats, decoded)
+                stages.spawn("generate", _generate_stage, stages, plan, generator, decoded, generated)
+                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, generated, smoothed)
+                for frame, chroma in stages.drain(smoothed):
+                    cb, cr = chroma_to_planes(chroma, fmt)
+                    y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)
+                    writer.write(y, cb, cr, frame.pts)
+                    frames_written += 1
+                    bar.update(1)
+                    if frame.index in plan.preview_indices:
+                        previews.append(_preview_row(frame, video, fmt, y, cb, cr))
+            except _Stopped:
+                pass
+            finally:
+                bar.close()
+                stages.close()  # re-raises a stage's error, which aborts writer and temp file
+            if frames_written == 0:
+                raise InputError(f"{cfg.input}: no frame of the range could be decoded")
+            copied = writer.copied_streams
+    preview = None
+    if cfg.preview and previews:
+        write_contact_sheet(cfg.preview, previews)
+        preview = cfg.preview
+    report = RunReport(cfg.output, frames_written, time.time() - t0, stats.corrupt_packets, stats.dropped, copied, preview)
+    if stats.corrupt_packets or stats.dropped:
+        log.warning("%s: %d corrupt packets skipped, %d frames could not be decoded", cfg.input, stats.corrupt_packets, stats.dropped)
+    return report
+
+
+def _preview_row(frame: Frame, video, fmt: OutputFormat, y, cb, cr) -> tuple[np.ndarray, np.ndarray]:
+    width = 480
+    if frame.cb is not None:
+        grey_in = planes_to_rgb(frame.y, frame.cb, frame.cr, video.bit_depth, video.full_range, video.matrix, width)
+    else:
+        mid = np.full((1, 1), 1 << (video.bit_depth - 1), np.float32)
+        grey_in = planes_to_rgb(frame.y, mid, mid, video.bit_depth, video.full_range, video.matrix, width)
+    out = planes_to_rgb(y, cb, cr, fmt.bit_depth, fmt.full_range, fmt.matrix, width)
+    return grey_in, out
+
+
+# ----- still images -------------------------------------------------------------------------
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read a still image as float RGB in [0, 1] (8- or 16-bit, grey or colour, alpha dropped).
+
+    Args:
+        path: image file.
+
+    Returns:
+        ``(H, W, 3)`` float32.
+    """
+    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None:
+        raise InputError(f"{path}: not a readable image")
+    top = 65535.0 if img.dtype == np.uint16 else 255.0
+    img = img.astype(np.float32) / top
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[..., 2::-1] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2))
+
+
+def colorize_luma(model: Generator, luma: torch.Tensor, render_size: int, device: torch.device,
+                  hint_chroma: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Colorize one full-resolution luma image: the model runs at render size and its
+    coefficients are applied to the full-resolution luma (edges stay sharp at any size).
+
+    Args:
+        model: the generator.
+        luma: [1, 1, H, W] normalised luma.
+        render_size: the model's short side.
+        device: where to run.
+        hint_chroma: [1, 2, h, w] hints at render size, or None.
+        hint_mask: [1, 1, h, w], or None.
+
+    Returns:
+        [1, 2, H, W] BT.601 chroma.
+    """
+    h, w = luma.shape[-2:]
+    rh, rw = render_shape(h, w, render_size)
+    m = model.multiple
+    rh, rw = -(-rh // m) * m, -(-rw // m) * m  # no padding inside the model: coefficients cover the frame
+    small = torch.nn.functional.interpolate(luma, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+    with torch.inference_mode():
+        coeffs = model.coefficients(small.to(device), hint_chroma, hint_mask)["chroma"]
+        return model.apply_coefficients(coeffs, luma.to(device), "chroma").cpu()
+
+
+def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
+    """Colorize a still image; the output keeps the input's size and luma.
+
+    Args:
+        cfg: options (input, output, model, render size, device, overwrite, force).
+        model: a generator to use instead of loading ``cfg.model``.
+
+    Returns:
+        A ``RunReport`` with one frame.
+    """
+    t0 = time.time()
+    _check_options(cfg)
+    rgb = read_image(cfg.input)
+    ycc = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1))
+    if float(ycc[1:].abs().mean()) > 0.02 and not cfg.force:
+        raise UsageError(f"{cfg.input} looks like a colour image; pass --force to recolour it from its luma")
+    device = pick_device(cfg.device)
+    if model is None:
+        model, _ = load_generator(cfg.model, device)
+    luma = ycc[:1][None]
+    chroma = colorize_luma(model, luma, cfg.render_size, device)
+    out = ycbcr_to_rgb(torch.cat((luma, chroma), dim=1))[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    suffix = Path(cfg.output).suffix.lower() or ".png"
+    with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
+        ok, data = cv2.imencode(suffix, (out[..., ::-1] * 255 + 0.5).astype(np.uint8))
+        if not ok:
+            raise UsageError(f"{cfg.output}: cannot write images of type {suffix!r} (use .png, .jpg or .tif)")
+        data.tofile(str(tmp))
+    return RunReport(cfg.output, 1, time.time() - t0)
+
+
+def colorize(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
+    """Colorize a video or a still image, chosen by what the input is.
+
+    Args:
+        cfg: the run's options.
+        model: a generator to use instead of loading ``cfg.model``.
+
+    Returns:
+        A ``RunReport``.
+    """
+    if media_kind(cfg.input) == "image":
+        return run_image(cfg, model)
+    return run_video(cfg, model)
+
+
+def colorize_video(src: str, dst: str, model: Generator | None = None, **options: Any) -> RunReport:
+    """The Python API: colorize ``src`` into ``dst`` with the CLI's options as keywords.
+
+    Args:
+        src: input video or image.
+        dst: output path.
+        model: an already loaded generator (optional).
+        **options: ``ColorizeConfig`` fields, e.g. ``codec="ffv1"``, ``smooth=0.8``.
+
+    Returns:
+        A ``RunReport``.
+    """
+    try:
+        cfg = ColorizeConfig(input=str(src), output=str(dst), **options)
+    except TypeError as exc:
+        raise UsageError(f"colorize_video: {exc}") from None
+    return colorize(cfg, model)

@@ -183,3 +183,23 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     a = 500.0 * (fx - fy)
     bb = 200.0 * (fy - fz)
     return torch.stack((lum, a, bb), dim=-3)
+
+
+def fit_chroma_to_gamut(luma: torch.Tensor, chroma: torch.Tensor, matrix: str = "bt601") -> torch.Tensor:
+    """Scale chroma down per pixel just enough that luma + chroma stays inside RGB [0, 1].
+
+    Chroma adds no luma, so scaling it keeps the pixel's luma exactly, where clamping the
+    RGB afterwards would change it (dark and bright pixels with strong colour).
+
+    Args:
+        luma: ``[..., 1, H, W]`` in [0, 1].
+        chroma: ``[..., 2, H, W]``.
+        matrix: the matrix both are expressed in.
+
+    Returns:
+        ``[..., 2, H, W]`` chroma whose RGB needs no clamping.
+    """
+    delta = ycbcr_to_rgb(torch.cat((torch.zeros_like(luma), chroma), dim=-3), matrix)  # RGB offset from grey
+    room = torch.where(delta > 0, (1.0 - luma) / delta.clamp(min=1e-8), luma / (-delta).clamp(min=1e-8))
+    scale = room.amin(dim=-3, keepdim=True).clamp(0.0, 1.0)
+    return chroma * scale

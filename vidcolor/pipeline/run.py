@@ -23,7 +23,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidcolor.color import chroma_codes_to_unit, chroma_unit_to_codes, convert_chroma, luma_codes_to_unit, rgb_to_ycbcr, ycbcr_to_rgb
+from vidcolor.color import (
+    chroma_codes_to_unit,
+    chroma_unit_to_codes,
+    convert_chroma,
+    fit_chroma_to_gamut,
+    luma_codes_to_unit,
+    rgb_to_ycbcr,
+    ycbcr_to_rgb,
+)
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, UsageError
@@ -460,7 +468,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     if model is None:
         model, _ = load_generator(cfg.model, device)
     luma = ycc[:1][None]
-    chroma = colorize_luma(model, luma, cfg.render_size, device)
+    chroma = fit_chroma_to_gamut(luma, colorize_luma(model, luma, cfg.render_size, device))
     out = ycbcr_to_rgb(torch.cat((luma, chroma), dim=1))[0].clamp(0, 1).permute(1, 2, 0).numpy()
     suffix = Path(cfg.output).suffix.lower() or ".png"
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:

@@ -45,7 +45,7 @@ def tiny_generator(seed: int = 0, perturb: bool = True) -> Generator:
         gen = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             for p in g.parameters():
-                p.add_(0.3 * torch.randn(p.shape, generator=gen))
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
     return g
 
 

@@ -74,21 +74,22 @@ def vgg16_trunk() -> nn.Sequential:
     Returns:
         The trunk as an ``nn.Sequential``.
     """
-    try:
-        from torchvision.models import vgg16
+    # Either constructor's default init draws from the global RNG; it must not move ours.
+    with torch.random.fork_rng(devices=[]):
+        try:
+            from torchvision.models import vgg16
 
-        with torch.random.fork_rng(devices=[]):  # its default init must not move our RNG
             return vgg16(weights=None).features
-    except (ImportError, RuntimeError, OSError):
-        layers: list[nn.Module] = []
-        channels = 3
-        for item in _VGG16_LAYOUT:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                channels = int(item)
-        return nn.Sequential(*layers)
+        except (ImportError, RuntimeError, OSError):
+            layers: list[nn.Module] = []
+            channels = 3
+            for item in _VGG16_LAYOUT:
+                if item == "M":
+                    layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                else:
+                    layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                    channels = int(item)
+            return nn.Sequential(*layers)
 
 
 def _seeded_init(trunk: nn.Sequential) -> None:

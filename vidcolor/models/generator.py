@@ -189,9 +189,11 @@ class Generator(nn.Module):
             x = blocks(_act(down(x)))
             skips.append(x)
         s = self.style_vector(style, b, luma.device)
-        if z is not None:
-            assert z.shape == (b, self.z_dim), f"z must be [B, {self.z_dim}]"
-            x = x + self.z_proj(z).unsqueeze(-1).unsqueeze(-1)
+        if z is None:
+            # Zeros, not "skip": the projection's bias was present at every training step.
+            z = luma.new_zeros(b, self.z_dim)
+        assert z.shape == (b, self.z_dim), f"z must be [B, {self.z_dim}]"
+        x = x + self.z_proj(z).unsqueeze(-1).unsqueeze(-1)
         x = self.bottleneck_film(x, s)
         for i in reversed(range(len(self.down))):
             x = F.interpolate(x, size=skips[i].shape[-2:], mode="bilinear", align_corners=False)

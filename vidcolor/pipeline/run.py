@@ -494,18 +494,20 @@ def colorize(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     return run_video(cfg, model)
 
 
-def colorize_video(src: str, dst: str, model: Generator | None = None, **options: Any) -> RunReport:
+def colorize_video(src: str, dst: str, model: Generator | str | Path | None = None, **options: Any) -> RunReport:
     """The Python API: colorize ``src`` into ``dst`` with the CLI's options as keywords.
 
     Args:
         src: input video or image.
         dst: output path.
-        model: an already loaded generator (optional).
+        model: a model name or path, or an already loaded generator (default: "default").
         **options: ``ColorizeConfig`` fields, e.g. ``codec="ffv1"``, ``smooth=0.8``.
 
     Returns:
         A ``RunReport``.
     """
+    if isinstance(model, (str, Path)):
+        options["model"], model = str(model), None
     try:
         cfg = ColorizeConfig(input=str(src), output=str(dst), **options)
     except TypeError as exc:

@@ -1,0 +1,179 @@
+"""Throughput benchmark: how close the pipeline gets to its decode+encode ceiling.
+
+For each size it times, on the same clip (generated here, or given with --clip):
+
+1. decode only;
+2. decode + encode only (the ceiling: no model; the Y plane is written with neutral chroma);
+3. the generator only, on pre-decoded batches at render size;
+4. the full ``vidcolor colorize`` pipeline.
+
+and prints frames per second, the overlap efficiency ``pipeline fps / min(decode+encode fps,
+generator fps)`` (1.0: the pipeline runs as fast as its slower part alone, fully overlapped) and
+peak memory (host RSS; GPU memory where CUDA is used). Each measurement runs in its own process
+so peaks are separate. Results go to ``benchmarks/results/throughput-<device>.json``.
+
+    python benchmarks/throughput.py                       # 640x360, 1280x720, 1920x1080
+    python benchmarks/throughput.py --sizes 640x360 --frames 300 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def make_clip(path: Path, width: int, height: int, frames: int) -> None:
+    """A grey H.264 clip with texture and motion (so codecs work as on real footage)."""
+    import av
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (height // 8 + 2, width // 8 + 2), dtype=np.uint8)
+    import cv2
+
+    texture = cv2.resize(base, (width + 64, height + 64), interpolation=cv2.INTER_CUBIC)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            y = np.ascontiguousarray(texture[i % 64 : i % 64 + height, (2 * i) % 64 : (2 * i) % 64 + width])
+            y = np.clip(y.astype(np.int16) + rng.integers(-4, 5, y.shape), 0, 255).astype(np.uint8)
+            yuv = np.concatenate([y, np.full((height // 2, width), 128, np.uint8)])
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int, model: str) -> dict:
+    """Run one measurement in this process and return its figures."""
+    import torch
+
+    from vidcolor.io.decode import iter_frames
+    from vidcolor.io.encode import OutputWriter
+    from vidcolor.io.probe import probe
+
+    info = probe(clip, verdict=False)
+    n = info.video.frame_count
+    result: dict = {"kind": kind, "frames": n}
+    t0 = time.perf_counter()
+    if kind == "decode":
+        count = sum(1 for _ in iter_frames(clip, info))
+        assert count == n
+    elif kind == "decode_encode":
+        with tempfile.TemporaryDirectory() as tmp, OutputWriter(Path(tmp) / "out.mp4", info, "x264") as writer:
+            fmt = writer.format
+            for frame in iter_frames(clip, info):
+                cb = np.full(fmt.chroma_size, 128, fmt.dtype)
+                writer.write(frame.y, cb, cb, frame.pts)
+    elif kind == "generator":
+        from vidcolor.devices import pick_device
+        from vidcolor.models.weights import load_generator
+        from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
+        from vidcolor.pipeline.generate import ChromaGenerator
+
+        dev = pick_device(device)
+        gen = ChromaGenerator(load_generator(model, dev)[0], dev)
+        shape = render_shape(info.video.height, info.video.width, render_size)
+        lumas = [luma_to_unit(f.y, info.video.bit_depth, info.video.full_range, shape) for f in iter_frames(clip, info)]
+        batches = [make_batch([None] * len(lumas[i : i + batch_size]), lumas[i : i + batch_size],
+                              [None] * len(lumas[i : i + batch_size]), gen.cuda) for i in range(0, n, batch_size)]
+        gen.submit(batches[0]).result()  # warm-up (kernel selection, allocator)
+        t0 = time.perf_counter()
+        pending = None
+        for b in batches:
+            p = gen.submit(b)
+            if pending is not None:
+                pending.result()
+            pending = p
+        pending.result()
+    elif kind == "pipeline":
+        from vidcolor.pipeline.run import colorize_video
+
+        with tempfile.TemporaryDirectory() as tmp:
+            colorize_video(clip, str(Path(tmp) / "out.mp4"), model=model, device=device, render_size=render_size,
+                           batch_size=str(batch_size), quiet=True)
+    seconds = time.perf_counter() - t0
+    result.update(seconds=seconds, fps=n / seconds, peak_rss_mb=peak_rss_mb())
+    if torch.cuda.is_available() and device != "cpu":
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def run_child(kind: str, clip: str, args) -> dict:
+    """Run ``measure`` in a fresh process (separate memory peaks, no warm caches shared)."""
+    cmd = [sys.executable, __file__, "--child", kind, "--clip", clip, "--device", args.device,
+           "--render-size", str(args.render_size), "--batch-size", str(args.batch_size), "--model", args.model]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="640x360,1280x720,1920x1080")
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--clip", default=None, help="use this clip instead of generating one per size")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args.clip, args.device, args.render_size, args.batch_size, args.model)))
+        return
+    import torch
+
+    report = {
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "device": args.device, "render_size": args.render_size, "batch_size": args.batch_size, "model": args.model,
+        "results": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        clips = [(args.clip, None)] if args.clip else []
+        if not args.clip:
+            for size in args.sizes.split(","):
+                w, h = (int(v) for v in size.split("x"))
+                path = Path(tmp) / f"clip_{w}x{h}.mp4"
+                make_clip(path, w, h, args.frames)
+                clips.append((str(path), size))
+        for clip, size in clips:
+            row = {"size": size or Path(clip).name}
+            for kind in ("decode", "decode_encode", "generator", "pipeline"):
+                row[kind] = run_child(kind, clip, args)
+            ceiling = min(row["decode_encode"]["fps"], row["generator"]["fps"])
+            row["overlap_efficiency"] = row["pipeline"]["fps"] / ceiling
+            report["results"].append(row)
+            print(f"{row['size']:>10}: decode {row['decode']['fps']:7.1f} fps | decode+encode {row['decode_encode']['fps']:7.1f} fps"
+                  f" | generator {row['generator']['fps']:7.1f} fps | pipeline {row['pipeline']['fps']:7.1f} fps"
+                  f" | overlap efficiency {row['overlap_efficiency']:.2f} | peak RSS {row['pipeline']['peak_rss_mb']:.0f} MiB"
+                  + (f" | peak GPU {row['pipeline']['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in row["pipeline"] else ""),
+                  flush=True)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device.replace(':', '')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

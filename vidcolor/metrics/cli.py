@@ -1,0 +1,58 @@
+"""``vidcolor eval``: the click command (thin; the work is ``vidcolor.metrics.evaluate``).
+
+Registered into the group in ``vidcolor/cli.py`` with ``main.add_command(eval_command)``.
+Imports stay light (click only); torch and the metrics load when the command runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import click
+
+
+def _handle_errors(fn: Callable) -> Callable:
+    """``vidcolor.cli.handle_errors``, looked up when the command runs.
+
+    ``vidcolor/cli.py`` imports this module to register the command; importing
+    ``vidcolor.cli`` back at import time would make the import order matter (whichever
+    module is imported first would see the other half-initialised).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vidcolor.cli import handle_errors
+
+        return handle_errors(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+@click.command("eval")
+@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.option("--model", default="default", show_default=True, help="Model name or path (NAME.safetensors + NAME.json).")
+@click.option("--json", "json_path", default=None, type=click.Path(), help="Also write the report as JSON here (replaced if it exists).")
+@click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees (multiple of 16).")
+@click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal smoothing of the model on clips, 0 (off) to <1.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--max-frames", default=None, type=int, help="Use at most N frames from the start of each clip.")
+@click.option("--max-images", default=None, type=int, help="Use at most N photos of each folder.")
+@click.option("--quiet", is_flag=True, help="No progress bars; only the table.")
+@_handle_errors
+def eval_command(data, model, json_path, render_size, smooth, device, max_frames, max_images, quiet) -> None:
+    """Score a model on colour photos and clips (made grey first) against grey and per-frame baselines.
+
+    DATA are photo folders (grouped by folder), colour clips, or folders of clips.
+    """
+    from vidcolor.io.atomic import check_output_path
+    from vidcolor.metrics.evaluate import evaluate, format_table, write_json
+
+    if json_path:
+        check_output_path(json_path, overwrite=True)  # fail before a long run, not after
+    report = evaluate(model, list(data), render_size=render_size, smooth=smooth, device=device,
+                      max_frames=max_frames, max_images=max_images, progress=not quiet)
+    click.echo(format_table(report))
+    if json_path:
+        write_json(report, json_path)
+        click.echo(f"wrote {json_path}")

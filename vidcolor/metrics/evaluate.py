@@ -599,7 +599,7 @@ def format_table(report: dict) -> str:
     s = report["settings"]
     model = report["model"]
     lines = [
-        f"model {model['name']} ({model['parameters'] / 1e6:.2f}M parameters), render size {s['render_size']}, "
+        f"model: {model['name']}, {model['parameters'] / 1e6:.2f}M parameters; render size {s['render_size']}, "
         f"smoothing {s['smooth']}, {s['device']}, {report['seconds']:.1f} s"
     ]
     for d in report["datasets"]:

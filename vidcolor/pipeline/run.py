@@ -35,7 +35,7 @@ from vidcolor.color import (
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, UsageError
-from vidcolor.io.atomic import atomic_output
+from vidcolor.io.atomic import atomic_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, iter_frames
 from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, shift_bits
 from vidcolor.io.probe import MediaInfo, media_kind, probe
@@ -44,6 +44,7 @@ from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
+from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
 
 log = logging.getLogger("vidcolor")
@@ -192,19 +193,27 @@ def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int,
     return (rgb.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-def write_contact_sheet(path: str | Path, rows: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    """Write input-beside-output rows as one PNG (atomically).
+def write_contact_sheet(path: str | Path, rows: list[tuple[np.ndarray, ...]]) -> None:
+    """Write rows of images side by side as one PNG (atomically).
 
     Args:
         path: the PNG to write.
-        rows: (input RGB, output RGB) pairs of equal height, uint8.
+        rows: tuples of uint8 RGB images (e.g. input, output[, truth]); images in a row share
+            their height.
     """
-    lines = [np.concatenate((a, np.full((a.shape[0], 4, 3), 255, np.uint8), b), axis=1) for a, b in rows]
-    gap = np.full((4, lines[0].shape[1], 3), 255, np.uint8)
+    lines = []
+    for images in rows:
+        spacer = np.full((images[0].shape[0], 4, 3), 255, np.uint8)
+        lines.append(np.concatenate([x for img in images for x in (img, spacer)][:-1], axis=1))
+    width = max(line.shape[1] for line in lines)
+    lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
+    gap = np.full((4, width, 3), 255, np.uint8)
     sheet = np.concatenate([x for line in lines for x in (line, gap)][:-1], axis=0)
     with atomic_output(path, overwrite=True) as tmp:
-        if not cv2.imwrite(str(tmp), sheet[..., ::-1]):
-            raise InputError(f"{path}: cannot write the preview image")
+        ok, data = cv2.imencode(".png", sheet[..., ::-1])
+        if not ok:
+            raise InputError(f"{path}: cannot encode the contact sheet")
+        data.tofile(str(tmp))
 
 
 # ----- the video run ------------------------------------------------------------------------
@@ -222,6 +231,7 @@ class VideoPlan:
     batch_size: int
     chunk: bool  # a frame range: write a video-only chunk
     preview_indices: set[int] = field(default_factory=set)
+    references: list[Reference] = field(default_factory=list)
 
 
 def _check_options(cfg: ColorizeConfig) -> None:
@@ -267,6 +277,10 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> Vi
         start, end = clamp_frame_range(*parse_frame_range(cfg.frames), video.frame_count)
     else:
         start, end = 0, video.frame_count - 1
+    references = [parse_reference(text) for text in cfg.references]
+    for ref in references:
+        if ref.frame >= video.frame_count:
+            raise UsageError(f"--reference {ref.path}@{ref.frame}: the video has only {video.frame_count} frames")
     warm = warmup_frames(cfg.smooth) if cfg.smooth > 0 else 0
     count = end - start + 1
     step = max(count // PREVIEW_FRAMES, 1)
@@ -280,7 +294,30 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> Vi
         batch_size=_batch_size(cfg, device),
         chunk=cfg.frames is not None,
         preview_indices={i for i in previews if i <= end},
+        references=references,
     )
+
+
+def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list) -> ReferenceHints:
+    """Pre-pass for references: read the luma of every frame they can reach and propagate.
+
+    Args:
+        cfg: the run's options.
+        plan: the run's plan.
+        references: (reference, luma, chroma) at render size, already read.
+
+    Returns:
+        Per-frame hints (empty without references).
+    """
+    wanted = reach(plan.references, plan.decode_start, plan.end)
+    if not wanted:
+        return ReferenceHints({})
+    video = plan.info.video
+    lumas = {}
+    for frame in iter_frames(cfg.input, plan.info, min(wanted), max(wanted), cfg.deinterlace):
+        if frame.index in wanted:
+            lumas[frame.index] = luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render)
+    return ReferenceHints.build(references, lumas)
 
 
 def _decode_stage(stages: Stages, cfg: ColorizeConfig, plan: VideoPlan, stats: DecodeStats, out: queue.Queue) -> None:
@@ -289,7 +326,8 @@ def _decode_stage(stages: Stages, cfg: ColorizeConfig, plan: VideoPlan, stats: D
     stages.put(out, _END)
 
 
-def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator, inq: queue.Queue, out: queue.Queue) -> None:
+def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator, hints: ReferenceHints,
+                    inq: queue.Queue, out: queue.Queue) -> None:
     video = plan.info.video
     pin = generator.cuda
     pending: Pending | None = None
@@ -306,7 +344,8 @@ def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator,
         if frame is not None:
             items.append((frame, luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render)))
         if items and (len(items) == plan.batch_size or frame is None):
-            submitted = generator.submit(make_batch(items, [luma for _, luma in items], [None] * len(items), pin))
+            batch = make_batch(items, [luma for _, luma in items], [hints.get(f.index) for f, _ in items], pin)
+            submitted = generator.submit(batch)
             if pending is not None:
                 emit(pending)  # the previous batch's copy-out overlapped this batch's compute
             pending, items = submitted, []
@@ -317,10 +356,11 @@ def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator,
     stages.put(out, _END)
 
 
-def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, inq: queue.Queue, out: queue.Queue) -> None:
+def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: ReferenceHints, inq: queue.Queue, out: queue.Queue) -> None:
     smoother = ChromaSmoother(alpha)
     for frame, luma, chroma in stages.drain(inq):
-        smoothed = smoother(luma, chroma)
+        # The reference is blended after smoothing so a hand-coloured frame comes out as given.
+        smoothed = blend(smoother(luma, chroma), hints.get(frame.index))
         if frame.index >= plan.start:  # warm-up frames only prime the smoother
             stages.put(out, (frame, smoothed))
     stages.put(out, _END)
@@ -341,7 +381,9 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     info = probe(cfg.input, verdict=True)
     device = pick_device(cfg.device)
     plan = plan_video(cfg, info, device)
+    check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])
     check_output_supported(cfg.output, info, cfg.codec, copy_streams=not plan.chunk)
+    references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     if model is None:
         model, _ = load_generator(cfg.model, device)
     generator = ChromaGenerator(model, device)
@@ -350,6 +392,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     previews: list[tuple[np.ndarray, np.ndarray]] = []
     frames_written = 0
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
+        hints = build_hints(cfg, plan, references)
         frame_range = (plan.start, plan.end) if cfg.frames else None
         with OutputWriter(tmp, info, cfg.codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range) as writer:
             fmt = writer.format
@@ -358,8 +401,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
             bar = tqdm(total=plan.end - plan.start + 1, unit="frame", disable=cfg.quiet, desc=Path(cfg.output).name, dynamic_ncols=True)
             try:
                 stages.spawn("decode", _decode_stage, stages, cfg, plan, stats, decoded)
-                stages.spawn("generate", _generate_stage, stages, plan, generator, decoded, generated)
-                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, generated, smoothed)
+                stages.spawn("generate", _generate_stage, stages, plan, generator, hints, decoded, generated)
+                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, hints, generated, smoothed)
                 for frame, chroma in stages.drain(smoothed):
                     cb, cr = chroma_to_planes(chroma, fmt)
                     y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)
@@ -464,6 +507,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     ycc = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1))
     if float(ycc[1:].abs().mean()) > 0.02 and not cfg.force:
         raise UsageError(f"{cfg.input} looks like a colour image; pass --force to recolour it from its luma")
+    check_output_path(cfg.output, cfg.overwrite, [cfg.input])
     device = pick_device(cfg.device)
     if model is None:
         model, _ = load_generator(cfg.model, device)

@@ -349,4 +349,7 @@ def make_loader(dataset: PairDataset, batch_size: int, workers: int, start_step:
         num_workers=workers,
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
+        # Starting an iterator draws a base seed; from its own generator, not torch's global
+        # RNG, or a resumed run (which starts one mid-stream) would draw different noise.
+        generator=torch.Generator().manual_seed(0),
     )

@@ -209,11 +209,12 @@ class Trainer:
 
     def _check_finite(self, terms: dict[str, torch.Tensor], which: str) -> None:
         for name, value in terms.items():
-            if not math.isfinite(float(value)):
+            value = float(value.detach())  # detached: no "tensor with requires_grad" warning
+            if not math.isfinite(value):
                 ckpt = self.run_dir / "checkpoint.pt"
                 where = f"last good checkpoint kept at {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
                 raise TrainingError(
-                    f"{which} loss term '{name}' became {float(value)} at step {self.step}; stopped ({where}); "
+                    f"{which} loss term '{name}' became {value} at step {self.step}; stopped ({where}); "
                     "lower the learning rate or the loss weights and resume"
                 )
 

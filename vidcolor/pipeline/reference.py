@@ -1,0 +1,199 @@
+"""Reference colours: carry a hand-coloured frame's chroma through its shot.
+
+A reference is a colour image (a frame coloured by hand, or any colour photo of the scene)
+given for one frame index: ``--reference shot1.png@0``. Its chroma is aligned to that frame
+(DIS flow between the reference's luma and the frame's, so a photo of the scene that is not
+pixel-aligned still lands in place), then carried forward and backward frame by frame with the
+same flow the smoother uses. Its confidence decays with distance, drops to zero where the
+forward-backward check says the flow is unreliable (occlusions), and a scene cut ends its reach.
+The generator receives the result as hint chroma and hint mask, and the final chroma leans on
+the hint by its confidence, so the user's colours hold where they can be trusted.
+
+Hints are computed in a pre-pass over the frames each reference can reach (at render size), so
+the main pass stays a single forward stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from vidcolor.errors import InputError, UsageError
+from vidcolor.flow import consistency_mask, dis_flow, is_scene_cut, warp
+
+DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)
+MIN_CONFIDENCE = 0.05  # below this a reference stops propagating
+MAX_REACH = 150  # frames on each side of a reference
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A colour image given for one frame index."""
+
+    path: str
+    frame: int
+
+
+def parse_reference(text: str) -> Reference:
+    """Parse ``IMG[@FRAME]`` (frame 0 when omitted).
+
+    Args:
+        text: the ``--reference`` value.
+
+    Returns:
+        A ``Reference``.
+    """
+    path, sep, frame = text.rpartition("@")
+    if sep and frame.isdigit() and path:
+        return Reference(path, int(frame))
+    if sep and Path(path).suffix.lower() in IMAGE_SUFFIXES:  # "shot.png@twelve"; "my@file.png" is a name
+        raise UsageError(f"--reference {text!r}: the frame after '@' must be a frame number, e.g. shot.png@120")
+    return Reference(text, 0)
+
+
+def read_reference(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Read a reference image at render size as BT.601 luma and chroma.
+
+    Args:
+        path: the image file (any size; it is resized).
+        shape: (render height, render width).
+
+    Returns:
+        (luma ``(h, w)``, chroma ``(2, h, w)``) float32.
+    """
+    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise InputError(f"reference {path}: not found or not an image (give a PNG, JPEG or TIFF)")
+    rgb = cv2.resize(img[..., ::-1].astype(np.float32) / 255.0, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return y, np.stack(((b - y) / 1.772, (r - y) / 1.402))
+
+
+def _carry(chroma: np.ndarray, confidence: np.ndarray, luma_from: np.ndarray, luma_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move chroma and confidence from one frame to the next with flow; unreliable pixels drop."""
+    back = dis_flow(luma_to, luma_from)  # for each pixel of the new frame: where it was
+    forth = dis_flow(luma_from, luma_to)
+    mask = consistency_mask(back, forth)
+    moved = warp(np.ascontiguousarray(chroma.transpose(1, 2, 0)), back).transpose(2, 0, 1)
+    return moved, warp(confidence, back) * mask * DECAY_PER_FRAME
+
+
+def _align(ref_luma: np.ndarray, ref_chroma: np.ndarray, frame_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Align a reference to its frame (flow from frame to reference) with a confidence map."""
+    to_ref = dis_flow(frame_luma, ref_luma)
+    from_ref = dis_flow(ref_luma, frame_luma)
+    mask = consistency_mask(to_ref, from_ref)
+    aligned = warp(np.ascontiguousarray(ref_chroma.transpose(1, 2, 0)), to_ref).transpose(2, 0, 1)
+    return aligned, mask
+
+
+def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.ndarray], frame: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Hints of one reference for every frame it reaches.
+
+    Args:
+        ref_luma: ``(h, w)`` luma of the reference image.
+        ref_chroma: ``(2, h, w)`` its chroma.
+        lumas: render-size luma of the frames around ``frame`` (index -> ``(h, w)``).
+        frame: the frame the reference belongs to.
+
+    Returns:
+        An iterator of (frame index, chroma ``(2, h, w)``, confidence ``(h, w)``).
+    """
+    if frame not in lumas:
+        return
+    chroma, confidence = _align(ref_luma, ref_chroma, lumas[frame])
+    yield frame, chroma, confidence
+    for direction in (1, -1):
+        c, m, t = chroma, confidence, frame
+        while (t + direction) in lumas and abs(t + direction - frame) <= MAX_REACH:
+            nxt = t + direction
+            if is_scene_cut(lumas[t], lumas[nxt]):
+                break  # a cut ends the reference's reach
+            c, m = _carry(c, m, lumas[t], lumas[nxt])
+            if float(m.max()) < MIN_CONFIDENCE:
+                break
+            yield nxt, c, m
+            t = nxt
+
+
+class ReferenceHints:
+    """Per-frame hints from several references (combined by confidence).
+
+    Args:
+        hints: frame index -> (chroma ``(2, h, w)``, confidence ``(1, h, w)``) float32.
+    """
+
+    def __init__(self, hints: dict[int, tuple[np.ndarray, np.ndarray]]):
+        self.hints = hints
+
+    def __len__(self) -> int:
+        return len(self.hints)
+
+    def get(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The hint of a frame, or None where no reference reaches."""
+        return self.hints.get(index)
+
+    @classmethod
+    def build(cls, references: Iterable[tuple[Reference, np.ndarray, np.ndarray]], lumas: dict[int, np.ndarray]) -> "ReferenceHints":
+        """Propagate every reference and combine them per frame.
+
+        Args:
+            references: (reference, its luma, its chroma) at render size.
+            lumas: render-size luma of every frame any reference can reach.
+
+        Returns:
+            The combined hints: chroma averaged by confidence, confidence the highest one.
+        """
+        weighted: dict[int, np.ndarray] = {}
+        total: dict[int, np.ndarray] = {}
+        best: dict[int, np.ndarray] = {}
+        for ref, ref_luma, ref_chroma in references:
+            for index, chroma, confidence in propagate(ref_luma, ref_chroma, lumas, ref.frame):
+                weighted[index] = weighted.get(index, 0) + chroma * confidence
+                total[index] = total.get(index, 0) + confidence
+                best[index] = confidence if index not in best else np.maximum(best[index], confidence)
+        hints = {}
+        for index in weighted:
+            chroma = weighted[index] / np.maximum(total[index], 1e-6)
+            hints[index] = (chroma.astype(np.float32), best[index][None].astype(np.float32))
+        return cls(hints)
+
+
+def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
+    """Frame indices within ``first..last`` that some reference may reach.
+
+    Args:
+        references: the references.
+        first: first frame processed.
+        last: last frame processed.
+
+    Returns:
+        The set of indices whose luma the pre-pass must read.
+    """
+    out: set[int] = set()
+    for ref in references:
+        out.update(range(max(first, ref.frame - MAX_REACH), min(last, ref.frame + MAX_REACH) + 1))
+    return out
+
+
+def blend(chroma: np.ndarray, hint: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Lean the model's chroma on the reference hint by the hint's confidence.
+
+    Args:
+        chroma: ``(2, h, w)`` model chroma.
+        hint: (chroma ``(2, h, w)``, confidence ``(1, h, w)``) or None.
+
+    Returns:
+        ``(2, h, w)`` chroma.
+    """
+    if hint is None:
+        return chroma
+    hint_chroma, confidence = hint
+    return chroma + confidence * (hint_chroma - chroma)

@@ -181,6 +181,8 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
     Returns:
         An instance of ``cls``.
     """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config {prefix.rstrip('.') or cls.__name__} must be a table, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

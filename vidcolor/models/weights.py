@@ -59,13 +59,17 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def save_generator(model: Generator, stem: str | os.PathLike, provenance: dict[str, Any] | None = None) -> tuple[Path, Path]:
+def save_generator(
+    model: Generator, stem: str | os.PathLike, provenance: dict[str, Any] | None = None, dtype: torch.dtype = torch.float32
+) -> tuple[Path, Path]:
     """Write ``stem.safetensors`` and ``stem.json`` atomically (temporary names, then rename).
 
     Args:
         model: the generator.
         stem: output path without extension.
         provenance: what produced it (data, steps, losses, VGG weights...).
+        dtype: storage type of the weights; float16 halves a shipped model's size (the
+            loader converts back to float32).
 
     Returns:
         (weights path, json path).
@@ -74,7 +78,7 @@ def save_generator(model: Generator, stem: str | os.PathLike, provenance: dict[s
     stem.parent.mkdir(parents=True, exist_ok=True)
     weights_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
     tmp_weights = weights_path.with_name(weights_path.name + ".tmp")
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(tmp_weights))
     meta = {
         "format": FORMAT,
@@ -109,8 +113,11 @@ def read_model_card(name_or_path: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{json_path}: not valid JSON ({exc.__class__.__name__}); the model file is corrupt") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{json_path}: not a vidcolor generator description (format tag missing)")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(f"{json_path}: made by a newer vidcolor (format {meta['format_version']}); upgrade vidcolor")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise ModelError(f"{json_path}: bad format_version {version!r}; the model description is corrupt")
+    if version > FORMAT_VERSION:
+        raise ModelError(f"{json_path}: made by a newer vidcolor (format {version}); upgrade vidcolor")
     return meta
 
 

@@ -244,7 +244,7 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler.scale(d_terms["total"]).backward()
             self.scaler.step(self.opt_d)
-            logs.update({k if k.startswith("d_") else "d_total": float(v) for k, v in d_terms.items()})
+            logs.update({k if k.startswith("d_") else "d_total": float(v.detach()) for k, v in d_terms.items()})
         self.discriminator.requires_grad_(False)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             g_terms = self.objective.generator_terms(gen, batch, self.discriminator if adversarial else None, phase)
@@ -254,7 +254,7 @@ class Trainer:
         self.scaler.step(self.opt_g)
         self.scaler.update()
         self._update_ema()
-        logs.update({k: float(v) for k, v in g_terms.items()})
+        logs.update({k: float(v.detach()) for k, v in g_terms.items()})
         return logs
 
     @torch.no_grad()

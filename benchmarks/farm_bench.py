@@ -45,12 +45,15 @@ from vidcolor.pipeline.run import colorize_video  # noqa: E402
 
 
 def tiny_model(folder: Path) -> str:
-    """A small randomly initialised generator saved as folder/tiny.{safetensors,json}."""
+    """A small random generator with a lively chroma head, saved as folder/tiny.{safetensors,json}."""
     from vidcolor.models.generator import Generator
     from vidcolor.models.weights import save_generator
 
     torch.manual_seed(0)
     model = Generator(base_channels=8, levels=2, max_channels=32, stem_factor=2, style_dim=8, z_dim=4)
+    with torch.no_grad():  # a fresh chroma head (std 1e-3) paints flat grey: nothing to check seams on
+        model.chroma_head.weight.normal_(0.0, 0.3)
+        model.chroma_head.bias.uniform_(-0.3, 0.3)
     save_generator(model, folder / "tiny")
     return str(folder / "tiny.json")
 
@@ -94,6 +97,7 @@ def seam_check(farm_out: str, single_out: str, frame_count: int, chunk_frames: i
     inside = [i for i in range(len(farm) - 1) if i not in set(boundary)]
     d_farm, d_single = step_differences(farm), step_differences(single)
     versus = [max(np.abs(a[0] - b[0]).max(), np.abs(a[1] - b[1]).max()) for a, b in zip(farm, single)]
+    samples = sum(int((a[0] != b[0]).sum() + (a[1] != b[1]).sum()) for a, b in zip(farm, single))
     at_seams = [versus[s] for s in starts] + [versus[s - 1] for s in starts]
     return {
         "boundary_pairs": len(boundary),
@@ -105,6 +109,10 @@ def seam_check(farm_out: str, single_out: str, frame_count: int, chunk_frames: i
         "farm_vs_single_max_abs_diff": float(max(versus)),
         "farm_vs_single_max_abs_diff_at_seams": float(max(at_seams)) if at_seams else None,
         "frames_differing": int(sum(v > 0 for v in versus)),
+        "chroma_samples_differing": samples,
+        "chroma_samples": int(sum(a[0].size + a[1].size for a in farm)),
+        "differing_frame_indices": [i for i, v in enumerate(versus) if v > 0][:100],
+        "chunk_starts": starts,
     }
 
 
@@ -177,7 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"  single: at boundaries {seams['single_boundary_mean_abs_diff']:.3f}   elsewhere     "
           f"{seams['single_inside_mean_abs_diff']:.3f}")
     print(f"  farm vs single: max |diff| {seams['farm_vs_single_max_abs_diff']:.0f} code values "
-          f"({seams['frames_differing']} of {frame_count} frames differ at all)")
+          f"({seams['frames_differing']} of {frame_count} frames, {seams['chroma_samples_differing']} of "
+          f"{seams['chroma_samples']} chroma samples differ at all)")
 
     path = Path(args.json) if args.json else work / "farm_bench.json"
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

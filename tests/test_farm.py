@@ -55,11 +55,20 @@ def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("farm")
 
 
-@pytest.fixture(scope="module")
-def model_path(work) -> str:
+def lively_tiny_generator() -> Generator:
+    """A tiny random generator whose chroma head is scaled up: a fresh head (std 1e-3) gives
+    flat grey chroma, which would make every comparison below trivially equal."""
     torch.manual_seed(0)
     model = Generator(base_channels=8, levels=2, max_channels=32, stem_factor=2, style_dim=8, z_dim=4)
-    save_generator(model, work / "tiny")
+    with torch.no_grad():
+        model.chroma_head.weight.normal_(0.0, 0.3)
+        model.chroma_head.bias.uniform_(-0.3, 0.3)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_path(work) -> str:
+    save_generator(lively_tiny_generator(), work / "tiny")
     return str(work / "tiny.json")
 
 
@@ -199,6 +208,18 @@ def test_manifest_refuses_chunks_of_other_settings(tmp_path):
 
 
 # ----- chunked colorize and the merge command (no Ray) --------------------------------------
+
+
+def test_the_comparison_is_sensitive(tmp_path, film, model, single):
+    """The single run has varied, moving chroma, and a chunk whose smoother started cold at
+    its first frame would differ from it by several code values: the checks below can fail."""
+    planes = read_planes(single)
+    cb = np.stack([p[2] for p in planes]).astype(np.float32)
+    assert cb.std() > 3 and np.abs(np.diff(cb, axis=0)).mean() > 1
+    cold = tmp_path / "cold.mkv"
+    colorize_video(film.path, cold, model=model, quiet=True, frames="10-19", **{**RENDER, "smooth": 0.0})
+    first = read_planes(cold)[0][2].astype(np.int32)
+    assert np.abs(first - planes[10][2].astype(np.int32)).max() >= 3
 
 
 def test_merged_chunks_match_a_single_run(tmp_path, film, single, chunks):

@@ -82,7 +82,7 @@ def chunk_name(name: str, frame_range: FrameRange, ext: str) -> str:
     return f"{name}.{format_range(frame_range)}{ext}"
 
 
-_CHUNK_RE = re.compile(r"^(?P<name>.+)\.(?P<start>\d{%d,})-(?P<end>\d{%d,})(?P<ext>\.[^./]+)$" % (_DIGITS, _DIGITS))
+_CHUNK_RE = re.compile(r"^(?P<name>.+)\.(?P<start>\d{%d,})-(?P<end>\d{%d,})(?P<ext>\.[^./]+)$" % (_DIGITS, _DIGITS), re.ASCII)
 
 
 def parse_chunk_name(filename: str | os.PathLike) -> tuple[str, FrameRange, str] | None:

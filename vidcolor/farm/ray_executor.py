@@ -239,7 +239,7 @@ class ChunkJob:
     fail: FailHook | None = None
 
 
-_MODEL_CACHE: dict[tuple[str, str], Any] = {}  # per worker process: chunks reuse a loaded model
+_MODEL_CACHE: dict[tuple, Any] = {}  # per worker process: chunks reuse a loaded model
 
 
 def _generator_for(model: Any, device_name: str) -> Any:
@@ -247,10 +247,12 @@ def _generator_for(model: Any, device_name: str) -> Any:
     if model is None or not isinstance(model, (str, os.PathLike)):
         return model
     from vidcolor.devices import pick_device
-    from vidcolor.models.weights import load_generator
+    from vidcolor.models.weights import load_generator, resolve_model_path
 
     device = pick_device(device_name)
-    key = (str(model), str(device))
+    weights, _ = resolve_model_path(model)
+    stamp = (weights.stat().st_mtime_ns, weights.stat().st_size) if weights.is_file() else None
+    key = (str(model), str(device), stamp)  # a model re-saved under the same name is reloaded
     if key not in _MODEL_CACHE:
         _MODEL_CACHE.clear()  # one model per worker at a time
         _MODEL_CACHE[key] = load_generator(model, device)[0]
@@ -569,7 +571,10 @@ def _run_tasks(ray, task, jobs: list[ChunkJob], model_ref: Any, workers: int | N
                 bar.update(1)
     except (KeyboardInterrupt, Interrupted) as exc:
         for ref in running:
-            ray.cancel(ref, force=True)
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - already finished or gone: nothing to stop
+                pass
         code = exc.exit_code if isinstance(exc, Interrupted) else 130
         finished = len(layout.finished([(j.start, j.end) for j in jobs])) + done
         raise Interrupted(f"interrupted; {finished} finished chunks are kept in {layout.folder}; run the same "

@@ -255,6 +255,21 @@ def _batch_size(cfg: ColorizeConfig, device: torch.device) -> int:
     return size
 
 
+def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
+    """Refuse inputs a run cannot use: no video stream, no frames, colour without ``--force``.
+
+    Args:
+        cfg: the run's options.
+        info: the probed input (with its verdict).
+    """
+    if info.video is None:
+        raise InputError(f"{info.path}: no video stream to colorize")
+    if info.video.frame_count == 0:
+        raise InputError(f"{info.path}: the video stream has no frames")
+    if info.verdict == "colour" and not cfg.force:
+        raise UsageError(f"{info.path} looks like a colour video; pass --force to recolour it from its luma")
+
+
 def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> VideoPlan:
     """Decide frame range, warm-up, render size and batch size; refuse bad combinations early.
 
@@ -266,13 +281,8 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> Vi
     Returns:
         A ``VideoPlan``.
     """
+    check_video_input(cfg, info)
     video = info.video
-    if video is None:
-        raise InputError(f"{info.path}: no video stream to colorize")
-    if video.frame_count == 0:
-        raise InputError(f"{info.path}: the video stream has no frames")
-    if info.verdict == "colour" and not cfg.force:
-        raise UsageError(f"{info.path} looks like a colour video; pass --force to recolour it from its luma")
     if cfg.frames:
         start, end = clamp_frame_range(*parse_frame_range(cfg.frames), video.frame_count)
     else:
@@ -535,6 +545,10 @@ def colorize(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     """
     if media_kind(cfg.input) == "image":
         return run_image(cfg, model)
+    if cfg.resume:
+        from vidcolor.pipeline.resumable import run_resumable  # it renders segments through this module
+
+        return run_resumable(cfg, model)
     return run_video(cfg, model)
 
 

@@ -1,0 +1,80 @@
+"""colorize --resume: an interrupted long run continues from its last finished segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.media import make_clip, read_packets, read_planes
+from tests.test_pipeline import tiny_generator
+from vidcolor.config import ColorizeConfig
+from vidcolor.errors import UsageError
+from vidcolor.pipeline.resumable import segment_layout
+from vidcolor.pipeline.run import colorize
+
+
+def cfg(src, out, **kw) -> ColorizeConfig:
+    base = dict(input=str(src), output=str(out), render_size=32, codec="ffv1", quiet=True, force=True, smooth=0.8,
+                resume=True, segment_frames=10)
+    base.update(kw)
+    return ColorizeConfig(**base)
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "film.mkv", frames=36, lossless=True, audio="aac", content="moving")
+    model = tiny_generator()
+    whole = tmp_path / "whole.mkv"
+    colorize(cfg(clip.path, whole), model)
+
+    out = tmp_path / "out.mkv"
+    import vidcolor.pipeline.run as run_module
+
+    real = run_module.run_video
+    calls = {"n": 0}
+
+    def crash_on_third_segment(c, m=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(c, m)
+
+    monkeypatch.setattr(run_module, "run_video", crash_on_third_segment)
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, out), model)
+    layout = segment_layout(cfg(clip.path, out))
+    done = sorted(p.name for p in layout.folder.glob("film.*.mkv"))
+    assert done == ["film.000000-000009.mkv", "film.000010-000019.mkv"]
+    assert not out.exists()
+
+    calls["n"] = -100  # no more crashes; count what the rerun renders
+    colorize(cfg(clip.path, out), model)
+    assert calls["n"] == -100 + 2  # only the two unfinished segments were rendered again
+    assert not layout.folder.exists()  # segments removed after the merge
+
+    a, b = read_planes(whole), read_planes(out)
+    assert [p[0] for p in b] == [p[0] for p in read_planes(clip.path)]
+    for (pa, ya, cba, cra), (pb, yb, cbb, crb) in zip(a, b):
+        assert pa == pb and np.array_equal(ya, yb) and np.array_equal(cba, cbb) and np.array_equal(cra, crb)
+    assert read_packets(out, "audio") == read_packets(clip.path, "audio")
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
+    out = tmp_path / "out.mkv"
+    import vidcolor.pipeline.run as run_module
+
+    real = run_module.run_video
+
+    def crash_second(c, m=None, calls={"n": 0}):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(c, m)
+
+    monkeypatch.setattr(run_module, "run_video", crash_second)
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, out), tiny_generator())
+    with pytest.raises(UsageError, match="render_size"):
+        colorize(cfg(clip.path, out, render_size=64), tiny_generator())
+    with pytest.raises(UsageError, match="--frames"):
+        colorize(cfg(clip.path, out, frames="0-5"), tiny_generator())

@@ -1,0 +1,97 @@
+"""Resumable long runs: ``vidcolor colorize film.mkv -o out.mkv --resume``.
+
+The run is rendered as segments of ``segment_frames`` frames, each written atomically (like a
+farm chunk) into a hidden folder beside the output, then the segments are merged losslessly with
+the source's audio. Run the same command again after a crash, a reboot or Ctrl-C and finished
+segments are kept: only the rest is rendered. Segments start with the smoother's warm-up frames,
+so the film has no seams, and a resumed run gives the same file as one that never stopped.
+A folder of segments made with other settings is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vidcolor.config import ColorizeConfig
+from vidcolor.errors import UsageError
+from vidcolor.farm.chunks import ChunkLayout, check_manifest, format_range, plan_chunks, remove_chunks
+from vidcolor.io.atomic import check_output_path
+from vidcolor.io.probe import probe
+from vidcolor.io.remux import merge_chunks
+from vidcolor.models.generator import Generator
+from vidcolor.models.weights import load_generator, read_model_card
+
+log = logging.getLogger("vidcolor")
+
+
+def segment_layout(cfg: ColorizeConfig) -> ChunkLayout:
+    """Where the segments of a resumable run live: ``.OUT_STEM.segments/`` beside the output."""
+    out = Path(cfg.output)
+    return ChunkLayout.for_job(cfg.input, cfg.output, chunk_dir=out.with_name(f".{out.stem}.segments"))
+
+
+def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) -> dict:
+    """What decides the segments' pixels; a rerun with other values is refused."""
+    if model is None:
+        model_id = read_model_card(cfg.model).get("sha256") or str(cfg.model)
+    else:
+        model_id = f"in-memory {sum(p.numel() for p in model.parameters())} parameters"
+    return {
+        "source": Path(cfg.input).name, "source_bytes": os.path.getsize(cfg.input), "source_frames": frame_count,
+        "model": model_id, "codec": cfg.codec, "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
+        "references": list(cfg.references), "style": cfg.style, "strength": cfg.strength,
+        "segment_frames": cfg.segment_frames, "deinterlace": cfg.deinterlace,
+    }
+
+
+def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
+    """Colorize with resumable segments (see module docstring).
+
+    Args:
+        cfg: the run's options (``resume`` set).
+        model: a generator to use instead of loading ``cfg.model``.
+
+    Returns:
+        A ``RunReport`` for the whole film.
+    """
+    from vidcolor.pipeline.run import RunReport, check_video_input, colorize  # run.py dispatches here
+
+    if cfg.frames:
+        raise UsageError("--resume renders the whole film; for a frame range use --frames alone (a farm chunk)")
+    if cfg.preview:
+        raise UsageError("--preview cannot be combined with --resume; make the preview with a short --frames run")
+    if cfg.segment_frames < 1:
+        raise UsageError(f"segment length must be at least 1 frame, got {cfg.segment_frames}")
+    t0 = time.time()
+    info = probe(cfg.input, verdict=True)
+    check_video_input(cfg, info)
+    check_output_path(cfg.output, cfg.overwrite, [cfg.input])
+    plan = plan_chunks(info.video.frame_count, cfg.segment_frames)
+    layout = segment_layout(cfg)
+    check_manifest(layout, _settings(cfg, info.video.frame_count, model))
+    for stale in layout.partial_files(plan):
+        stale.unlink(missing_ok=True)  # left by a run that stopped mid-segment
+    todo = layout.unfinished(plan)
+    if len(todo) < len(plan):
+        log.info("resuming: %d of %d segments already done in %s", len(plan) - len(todo), len(plan), layout.folder)
+    if todo and model is None:
+        model, _ = load_generator(cfg.model)
+    bar = tqdm(total=info.video.frame_count, initial=info.video.frame_count - sum(e - s + 1 for s, e in todo),
+               unit="frame", disable=cfg.quiet, desc=Path(cfg.output).name, dynamic_ncols=True)
+    try:
+        for start, end in todo:
+            segment = replace(cfg, output=str(layout.path((start, end))), frames=format_range((start, end)),
+                              resume=False, overwrite=True, quiet=True)
+            colorize(segment, model)
+            bar.update(end - start + 1)
+    finally:
+        bar.close()
+    report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input, overwrite=cfg.overwrite)
+    remove_chunks(layout, plan)
+    return RunReport(cfg.output, report.frames, time.time() - t0, copied_streams=report.copied_streams)

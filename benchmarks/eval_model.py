@@ -9,6 +9,10 @@ clips: ../shared/data/video/color (one table per clip). Clips are cut to their f
 ``--max-frames`` frames (60 by default) so a CPU run takes minutes, not hours. The JSON is
 ``vidcolor eval``'s report (docs/eval.md) plus a ``machine`` block, written to
 ``benchmarks/results/eval_<model>_<UTC time>.json`` unless ``--out`` says otherwise.
+
+On a machine whose cores are busy with other work (a training run), pass ``--threads 1``:
+torch's element-wise ops on full-HD frames slow down ten-fold when its threads oversubscribe
+the cores. Budget about 1.5 s per clip frame and 0.2 s per photo on one busy core.
 """
 
 from __future__ import annotations
@@ -55,9 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--smooth", type=float, default=0.8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--reference-frame", type=int, action="append", default=[], metavar="N",
+                        help="give the true colours of frame N of each clip as a reference (repeatable)")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/eval_<model>_<time>.json)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0: torch's default); 1 is much faster when other jobs load every core")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     from vidcolor.errors import VidcolorError
     from vidcolor.metrics.evaluate import evaluate, format_table, write_json
@@ -72,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = evaluate(args.model, args.data, render_size=args.render_size, smooth=args.smooth,
                           device=args.device, max_frames=args.max_frames or None,
-                          max_images=args.max_images or None, progress=not args.quiet)
+                          max_images=args.max_images or None, references=args.reference_frame,
+                          progress=not args.quiet)
         report["machine"] = machine()
         print(format_table(report))
         write_json(report, out)

@@ -113,7 +113,7 @@ def test_report_schema_key_by_key(report, data):
     assert len(safe["model"]["sha256"]) == 64 and safe["model"]["provenance"] == {"note": "test model"}
     assert safe["settings"] == {
         "render_size": RENDER, "smooth": 0.8, "device": "cpu", "max_frames": None, "max_images": None,
-        "colour_space": safe["settings"]["colour_space"],
+        "references": [], "colour_space": safe["settings"]["colour_space"],
         "auc": {"max_threshold": 150.0, "steps": 151}, "cdc": {"bins": 32, "gaps": [1, 2]},
     }
     assert safe["inputs"] == [str(data["photos"]), str(data["clip"].path)]
@@ -126,13 +126,13 @@ def test_report_schema_key_by_key(report, data):
     set_a, set_b, all_photos, clip, all_clips = safe["datasets"]
     assert list(set_a) == common + ["items"] and list(set_b) == common + ["items"]
     assert list(all_photos) == common + ["members"]
-    assert list(clip) == ["name", "kind", "aggregate", "path", "count", "size", "render", "truth_colourfulness",
-                          "methods", "seconds"]
+    assert list(clip) == ["name", "kind", "aggregate", "path", "count", "size", "render", "references",
+                          "truth_colourfulness", "methods", "seconds"]
     assert list(all_clips) == common + ["members"]
     assert (set_a["count"], set_b["count"], all_photos["count"]) == (2, 1, 3)  # notes.txt is skipped
     assert all_photos["members"] == ["setA", "setB"] and all_photos["path"] is None and all_photos["aggregate"]
     assert set_a["path"] == str(data["photos"] / "setA") and not set_a["aggregate"]
-    assert (clip["count"], clip["size"], clip["render"]) == (CLIP_FRAMES, [48, 64], [32, 48])
+    assert (clip["count"], clip["size"], clip["render"], clip["references"]) == (CLIP_FRAMES, [48, 64], [32, 48], [])
     assert all_clips["members"] == ["clip"] and all_clips["count"] == CLIP_FRAMES
 
     for d in (set_a, set_b, all_photos):
@@ -209,6 +209,23 @@ def test_clip_metrics_match_clip_report(report, data):
     grey = [ev.compose(frame_luma(f), None) for f in frames]
     expected = clip_report(grey, frames)
     assert dataset(report, "clip")["methods"]["grey"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_photo_model_matches_what_colorize_writes(report, data, tmp_path):
+    """The photo path is run_image's: the PNG that `colorize --force` writes from the colour
+    photo scores what the report says, up to 8-bit rounding."""
+    from vidcolor.metrics.image import image_report
+    from vidcolor.pipeline.run import colorize_video, read_image
+
+    src = data["photos"] / "setA" / "img_0.png"
+    out = tmp_path / "out.png"
+    colorize_video(src, out, model=data["model"], render_size=RENDER, force=True, device="cpu", quiet=True)
+    written = image_report(read_image(str(out)), read_image(str(src)))
+    expected = dataset(report, "setA")["items"][0]["methods"]["model"]
+    # 8-bit rounding moves PSNR by about 3e-4 dB here; leaving out the gamut fit would move it 5e-3.
+    assert written["psnr"] == pytest.approx(expected["psnr"], abs=2e-3)
+    assert written["auc"] == pytest.approx(expected["auc"], abs=1e-3)
+    assert written["colourfulness"] == pytest.approx(expected["colourfulness"], rel=1e-3)
 
 
 def test_clip_has_smoothed_and_per_frame_model(report):
@@ -300,7 +317,7 @@ def test_cli_prints_the_table_and_writes_json(data, tmp_path):
     out = tmp_path / "report.json"
     result = CliRunner().invoke(eval_command, [
         "--model", data["model"], "--json", str(out), "--render-size", str(RENDER), "--smooth", "0.5",
-        "--device", "cpu", "--max-frames", "3", "--max-images", "1", "--quiet",
+        "--device", "cpu", "--max-frames", "3", "--max-images", "1", "--reference-frame", "1", "--quiet",
         str(data["photos"]), str(data["clip"].path),
     ])
     assert result.exit_code == 0, result.output
@@ -309,7 +326,8 @@ def test_cli_prints_the_table_and_writes_json(data, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["schema_version"] == 1
     assert saved["settings"]["smooth"] == 0.5 and saved["settings"]["max_frames"] == 3
-    assert saved["settings"]["max_images"] == 1
+    assert saved["settings"]["max_images"] == 1 and saved["settings"]["references"] == [1]
+    assert saved["datasets"][-2]["references"] == [1]
 
 
 @pytest.mark.parametrize("args,code,message", [
@@ -322,6 +340,11 @@ def test_cli_bad_options_are_one_line_errors(data, args, code, message):
     assert result.exit_code == code
     assert result.output.startswith("vidcolor: error:") and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_negative_reference_frame_is_a_usage_error(data):
+    result = CliRunner().invoke(eval_command, ["--model", data["model"], "--reference-frame", "-1", str(data["photos"])])
+    assert result.exit_code == 2 and "--reference-frame" in result.output
 
 
 def test_cli_missing_data_and_missing_model(data, tmp_path):
@@ -337,6 +360,21 @@ def test_cli_missing_data_and_missing_model(data, tmp_path):
     assert result.exit_code == 4 and "does not exist" in result.output
 
 
-def test_references_are_refused_for_now(data):
-    with pytest.raises(UsageError, match="reference"):
-        ev.evaluate(data["model"], [data["photos"]], references=["ref.png@0"], progress=False)
+def test_true_colour_references_bring_the_model_closer_to_the_truth(report, data):
+    out = ev.evaluate(data["model"], [data["clip"].path], render_size=RENDER, device="cpu", references=[0, 99],
+                      progress=False)
+    assert out["settings"]["references"] == [0, 99]
+    clip, before = dataset(out, "clip"), dataset(report, "clip")
+    assert clip["references"] == [0]  # frame 99 lies past the clip
+    assert "true colours given at frame 0" in ev.format_table(out)
+    for method in ("model", "per-frame"):
+        assert clip["methods"][method]["auc"] > before["methods"][method]["auc"] + 0.01
+        assert clip["methods"][method]["psnr"] > before["methods"][method]["psnr"] + 0.5
+    for method in ("grey", "truth"):  # the baselines do not see references
+        assert clip["methods"][method] == before["methods"][method]
+
+
+@pytest.mark.parametrize("bad", [["ref.png@0"], [-1], "0", [1.5]])
+def test_bad_references_are_refused(data, bad):
+    with pytest.raises(UsageError, match="frame numbers"):
+        ev.evaluate(data["model"], [data["photos"]], references=bad, progress=False)

@@ -1,15 +1,27 @@
-"""Quality metrics: per-image (PSNR, SSIM, colourfulness, AuC) and temporal (warp error, CDC)."""
+"""Quality metrics: per-image (PSNR, SSIM, colourfulness, AuC) and temporal (warp error, CDC).
 
-from vidcolor.metrics.image import chroma_auc, colourfulness, image_report, psnr, ssim
-from vidcolor.metrics.temporal import cdc, clip_report, warp_error
+Exports load on first use, so importing ``vidcolor.metrics.cli`` (and the CLI) stays quick.
+"""
 
-__all__ = [
-    "cdc",
-    "chroma_auc",
-    "clip_report",
-    "colourfulness",
-    "image_report",
-    "psnr",
-    "ssim",
-    "warp_error",
-]
+from __future__ import annotations
+
+_EXPORTS = {
+    "chroma_auc": "image",
+    "colourfulness": "image",
+    "image_report": "image",
+    "psnr": "image",
+    "ssim": "image",
+    "cdc": "temporal",
+    "clip_report": "temporal",
+    "warp_error": "temporal",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f"vidcolor.metrics.{_EXPORTS[name]}"), name)
+    raise AttributeError(name)

@@ -38,9 +38,12 @@ def _handle_errors(fn: Callable) -> Callable:
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-frames", default=None, type=int, help="Use at most N frames from the start of each clip.")
 @click.option("--max-images", default=None, type=int, help="Use at most N photos of each folder.")
+@click.option("--reference-frame", "reference_frames", multiple=True, type=click.IntRange(min=0), metavar="N",
+              help="Give the model the true colours of frame N of each clip as a reference (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars; only the table.")
 @_handle_errors
-def eval_command(data, model, json_path, render_size, smooth, device, max_frames, max_images, quiet) -> None:
+def eval_command(data, model, json_path, render_size, smooth, device, max_frames, max_images, reference_frames,
+                 quiet) -> None:
     """Score a model on colour photos and clips (made grey first) against grey and per-frame baselines.
 
     DATA are photo folders (grouped by folder), colour clips, or folders of clips.
@@ -51,7 +54,8 @@ def eval_command(data, model, json_path, render_size, smooth, device, max_frames
     if json_path:
         check_output_path(json_path, overwrite=True)  # fail before a long run, not after
     report = evaluate(model, list(data), render_size=render_size, smooth=smooth, device=device,
-                      max_frames=max_frames, max_images=max_images, progress=not quiet)
+                      max_frames=max_frames, max_images=max_images, references=list(reference_frames),
+                      progress=not quiet)
     click.echo(format_table(report))
     if json_path:
         write_json(report, json_path)

@@ -9,7 +9,7 @@ Methods:
 
 - ``model``: the model exactly as ``vidcolor colorize`` runs it. Photos go through
   ``pipeline.run.colorize_luma`` (the model at render size, its coefficients applied to the
-  full-resolution luma); clip frames go through the video path (render-size luma from
+  full-resolution luma) and ``color.fit_chroma_to_gamut``, as ``run_image``; clip frames go through the video path (render-size luma from
   ``pipeline.batch.luma_to_unit``, the ``ChromaGenerator``, the flow-guided
   ``ChromaSmoother`` at render size) and the chroma is upsampled bilinearly to full size.
 - ``per-frame`` (clips): the same model and path with smoothing off.
@@ -17,6 +17,12 @@ Methods:
 - ``truth``: the colour original itself; only its colourfulness, warp error and CDC are
   reported (its image metrics against itself are trivially perfect), so the temporal
   metrics of a method can be read against the footage's own motion.
+
+References (optional, clips only): ``references=[0, 120]`` gives the model the true colour
+frames 0 and 120 of each clip as hand-coloured references, exactly as ``vidcolor colorize
+--reference frame.png@0`` would (the frame is saved as PNG and read back by the pipeline's
+reference reader, propagated, fed as hints and blended after smoothing), so the report measures
+how far a reference carries. ``model`` and ``per-frame`` both use them.
 
 Datasets: photos are grouped by their immediate parent folder (``bsd100``, ``kodak24``...)
 plus an ``all photos`` group where every photo counts once; each clip is a dataset, plus an
@@ -34,6 +40,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,7 +51,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidcolor.color import ycbcr_to_rgb
+from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
@@ -56,6 +63,7 @@ from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
 from vidcolor.pipeline.generate import ChromaGenerator
+from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb, read_image
 from vidcolor.pipeline.smooth import smooth_sequence
 
@@ -101,8 +109,8 @@ def find_data(paths: Iterable[str | os.PathLike]) -> tuple[dict[Path, list[Path]
         paths: photo folders, clip folders, or single files.
 
     Returns:
-        ({parent folder: sorted photos}, sorted clips without duplicates); groups keep the
-        order in which their folders were first met.
+        ({parent folder: its photos}, clips), without duplicates, in the order met (each
+        folder's files sorted by name).
 
     Raises:
         InputError: a path that does not exist.
@@ -227,7 +235,8 @@ def evaluate_photo(model: Generator, path: Path, render_size: int, device: torch
     """
     truth = read_image(str(path))
     luma = frame_luma(truth)
-    chroma = colorize_luma(model, torch.from_numpy(luma)[None, None], render_size, device)[0].numpy()
+    y = torch.from_numpy(luma)[None, None]
+    chroma = fit_chroma_to_gamut(y, colorize_luma(model, y, render_size, device))[0].numpy()  # as run_image
     preds = {"model": compose(luma, chroma), "grey": compose(luma, None)}
     return {
         "size": list(truth.shape[:2]),
@@ -239,7 +248,7 @@ def evaluate_photo(model: Generator, path: Path, render_size: int, device: torch
 def _photo_dataset(name: str, items: list[dict], seconds: float, path: str | None, members: list[str] | None) -> dict:
     truth_values = [it["truth_colourfulness"] for it in items]
     truth_c = float(np.mean(truth_values))
-    methods = {m: _aggregate([it["methods"][m] for it in items], truth_values, PHOTO_METRICS) for m in ("model", "grey")}
+    methods = {m: _aggregate([it["methods"][m] for it in items], truth_values, PHOTO_METRICS) for m in PHOTO_METHODS[:-1]}
     methods["truth"] = _truth_metrics(truth_c, PHOTO_METRICS)
     entry = {
         "name": name,
@@ -339,21 +348,54 @@ def read_clip(path: str | os.PathLike, max_frames: int | None = None) -> list[np
     return frames
 
 
-def clip_chroma(generator: ChromaGenerator, small_lumas: Sequence[np.ndarray], on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
+def reference_hints(truth8: Sequence[np.ndarray], frames: Sequence[int], small_lumas: Sequence[np.ndarray],
+                    render: tuple[int, int]) -> ReferenceHints:
+    """Hints from true colour frames used as references, as ``colorize --reference`` makes them.
+
+    Each frame is written as a PNG and read back with the pipeline's reference reader, then
+    propagated over the clip's render-size luma.
+
+    Args:
+        truth8: the clip's ``(H, W, 3)`` uint8 RGB frames.
+        frames: indices of the frames given as references (within the clip).
+        small_lumas: the clip's render-size luma, as the model sees it.
+        render: (render height, render width).
+
+    Returns:
+        Per-frame hints (empty when ``frames`` is).
+    """
+    if not frames:
+        return ReferenceHints({})
+    items = []
+    with tempfile.TemporaryDirectory(prefix="vidcolor-eval-") as tmp:
+        for index in frames:
+            path = str(Path(tmp) / f"frame_{index}.png")
+            if not cv2.imwrite(path, np.ascontiguousarray(truth8[index][..., ::-1])):
+                raise OutputError(f"cannot write a temporary reference image in {tmp}")
+            items.append((Reference(path, index), *read_reference(path, render)))
+    wanted = reach([ref for ref, _, _ in items], 0, len(small_lumas) - 1)
+    return ReferenceHints.build(items, {t: small_lumas[t] for t in wanted})
+
+
+def clip_chroma(generator: ChromaGenerator, small_lumas: Sequence[np.ndarray], hints: ReferenceHints | None = None,
+                on_batch: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Per-frame model chroma at render size, through the pipeline's batch and generate stages.
 
     Args:
         generator: the pipeline's ``ChromaGenerator``.
         small_lumas: ``T`` render-size luma frames ``(h, w)`` float32.
+        hints: reference hints per frame index, or None.
         on_batch: called with the number of frames after each batch (progress).
 
     Returns:
-        ``T`` chroma frames ``(2, h, w)`` float32.
+        ``T`` chroma frames ``(2, h, w)`` float32 (before smoothing and reference blending).
     """
+    hints = hints or ReferenceHints({})
     out: list[np.ndarray] = []
     for i in range(0, len(small_lumas), _BATCH):
         lumas = list(small_lumas[i : i + _BATCH])
-        batch = make_batch(list(range(i, i + len(lumas))), lumas, [None] * len(lumas), generator.cuda)
+        indices = list(range(i, i + len(lumas)))
+        batch = make_batch(indices, lumas, [hints.get(t) for t in indices], generator.cuda)
         _, chroma = generator.submit(batch).result()
         out.extend(np.array(c, dtype=np.float32) for c in chroma)
         if on_batch:
@@ -362,7 +404,8 @@ def clip_chroma(generator: ChromaGenerator, small_lumas: Sequence[np.ndarray], o
 
 
 def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smooth: float,
-                  max_frames: int | None = None, progress: bool = False, name: str | None = None) -> dict:
+                  max_frames: int | None = None, progress: bool = False, name: str | None = None,
+                  references: Sequence[int] = ()) -> dict:
     """Score the model (smoothed and per frame), grey and the truth on one colour clip.
 
     Args:
@@ -373,9 +416,12 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         max_frames: frames from the start to use (None: all).
         progress: show a progress bar.
         name: label for the bar.
+        references: indices of frames whose true colours are given as references (those past
+            the clip's evaluated frames are left out).
 
     Returns:
-        ``{"frames", "size": [H, W], "render": [h, w], "truth_colourfulness", "methods"}``
+        ``{"frames", "size": [H, W], "render": [h, w], "references": [indices used],
+        "truth_colourfulness", "methods"}``
         with ``CLIP_METRICS`` for each of ``CLIP_METHODS``; image metrics are per-frame
         means, as in ``clip_report``; warp error uses DIS flow on the true luma for every
         method.
@@ -394,9 +440,14 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         #    it from 8-bit full-range codes (here unrounded: the luma of the colour truth).
         small = [luma_to_unit(frame_luma(truth(t)) * 255.0, 8, True, render) for t in range(n)]
         bar.update(n)
-        # 2. Per-frame chroma from the generate stage, then the smooth stage.
-        raw = clip_chroma(generator, small, bar.update)
-        chromas = {"model": smooth_sequence(small, raw, smooth), "per-frame": raw, "grey": None}
+        # 2. Per-frame chroma from the generate stage (with reference hints, if any), then the
+        #    smooth stage; references are blended in after smoothing, as in the pipeline.
+        used = sorted({t for t in references if t < n})
+        hints = reference_hints(truth8, used, small, render)
+        raw = clip_chroma(generator, small, hints, bar.update)
+        smoothed = smooth_sequence(small, raw, smooth)
+        chromas = {"model": [blend(c, hints.get(t)) for t, c in enumerate(smoothed)],
+                   "per-frame": [blend(c, hints.get(t)) for t, c in enumerate(raw)], "grey": None}
 
         def predict(method: str, t: int, luma: np.ndarray) -> np.ndarray:
             c = chromas[method]
@@ -434,17 +485,17 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         }
     true_frames = LazyFrames(n, truth)
     methods["truth"] = _truth_metrics(truth_c, CLIP_METRICS, warp_error(true_frames, lumas), cdc(true_frames, CDC_BINS, CDC_GAPS))
-    return {"frames": n, "size": list(size), "render": list(render), "truth_colourfulness": truth_c,
+    return {"frames": n, "size": list(size), "render": list(render), "references": used, "truth_colourfulness": truth_c,
             "methods": {m: methods[m] for m in CLIP_METHODS}}
 
 
-def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frames, progress) -> list[dict]:
+def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frames, progress, references) -> list[dict]:
     names = _unique_names(clips, lambda p: p.stem)
     datasets = []
     t_all = time.time()
     for path, name in zip(clips, names):
         t0 = time.time()
-        result = evaluate_clip(generator, path, render_size, smooth, max_frames, progress, name)
+        result = evaluate_clip(generator, path, render_size, smooth, max_frames, progress, name, references)
         datasets.append({"name": name, "kind": "clip", "aggregate": False, "path": str(path),
                          "count": result.pop("frames"), **result, "seconds": time.time() - t0})
         _warn_if_grey(name, result["truth_colourfulness"])
@@ -460,6 +511,20 @@ def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frame
 
 
 # ----- the whole evaluation -----------------------------------------------------------------
+
+
+def _check_references(references: Iterable[int] | None) -> list[int]:
+    """The reference frame indices as a sorted list of distinct ints (UsageError otherwise)."""
+    if references is None:
+        return []
+    if isinstance(references, (str, bytes)):
+        raise UsageError(f"references must be frame numbers, got {references!r}")
+    out = set()
+    for value in references:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise UsageError(f"references must be frame numbers (0 or more), got {value!r}")
+        out.add(int(value))
+    return sorted(out)
 
 
 def _check_options(render_size: int, smooth: float, max_frames: int | None, max_images: int | None) -> None:
@@ -488,7 +553,7 @@ def _load_model(model: str | os.PathLike | Generator, device: torch.device) -> t
 
 def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequence[str | os.PathLike] | str,
              render_size: int = 256, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
-             max_images: int | None = None, references: Any = None, progress: bool = True) -> dict:
+             max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True) -> dict:
     """Evaluate a model on colour photo folders and colour clips (see the module docstring).
 
     Args:
@@ -499,7 +564,8 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
         device: "auto", "cpu", "cuda" or "cuda:N".
         max_frames: use at most this many frames from the start of each clip.
         max_images: use at most this many photos (sorted by name) of each folder.
-        references: reference-guided evaluation; not supported yet (must be None or empty).
+        references: frame numbers (0-based, per clip) whose true colour frames are given to the
+            model as references on every clip (see the module docstring); photos ignore them.
         progress: show progress bars on stderr.
 
     Returns:
@@ -513,11 +579,9 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
         ModelError: a missing or broken model.
     """
     t0 = time.time()
-    if references:
-        raise UsageError("reference-guided evaluation is not supported yet; evaluate without references")
     _check_options(render_size, smooth, max_frames, max_images)
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
+    references = _check_references(references)
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     groups, clips = find_data(paths)
     if not groups and not clips:
         raise UsageError(f"no photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) or clips found in {', '.join(map(str, paths))}")
@@ -527,7 +591,7 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
     if groups:
         datasets += _evaluate_photo_groups(model, groups, render_size, dev, max_images, progress)
     if clips:
-        datasets += _evaluate_clips(ChromaGenerator(model, dev), clips, render_size, smooth, max_frames, progress)
+        datasets += _evaluate_clips(ChromaGenerator(model, dev), clips, render_size, smooth, max_frames, progress, references)
     from vidcolor import __version__
 
     return {
@@ -543,6 +607,7 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
             "device": str(dev),
             "max_frames": max_frames,
             "max_images": max_images,
+            "references": references,
             "colour_space": "BT.601 full-range YCbCr; outputs are the true luma plus each method's chroma",
             "auc": {"max_threshold": AUC_MAX_THRESHOLD, "steps": AUC_STEPS},
             "cdc": {"bins": CDC_BINS, "gaps": list(CDC_GAPS)},
@@ -582,6 +647,8 @@ def _dataset_title(d: dict) -> str:
     elif d["kind"] == "clip":
         h, w = d["size"]
         what = f"clip, {d['count']} frames, {w}x{h}"
+        if d.get("references"):
+            what += ", true colours given at frame " + ", ".join(map(str, d["references"]))
     else:
         what = f"{len(d['members'])} clips, {d['count']} frames"
     return f"{d['name']}: {what}"

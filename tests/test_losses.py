@@ -19,13 +19,6 @@ from vidcolor.models.features import load_vgg_features
 from vidcolor.models.generator import build_generator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def vgg():

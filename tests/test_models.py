@@ -26,14 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 STYLES = ("natural", "ink", "oil")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine is small and shared: one intra-op thread keeps tiny models fast."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_generator(seed: int = 0, perturb: bool = True) -> Generator:
     """The tiny test model with three styles; optionally with every parameter perturbed, so

@@ -17,7 +17,8 @@ from vidcolor import flow as vflow
 from vidcolor.cli import main
 from vidcolor.color import rgb_to_luma, rgb_to_ycbcr
 from vidcolor.config import load
-from vidcolor.errors import TrainingError
+from vidcolor.errors import InputError, TrainingError
+from vidcolor.io.probe import find_media
 from vidcolor.losses import objective as objective_module
 from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from vidcolor.training.data import (
@@ -25,7 +26,6 @@ from vidcolor.training.data import (
     DataOptions,
     PairDataset,
     affine_pair,
-    find_sources,
     load_sources,
     make_loader,
     rgb_to_chroma,
@@ -37,15 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "train" / "tiny.toml"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 COLOURS = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 210, 40), (200, 60, 200), (40, 200, 210)]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is small and shared: one intra-op thread keeps tiny models fast."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def region_photo(i: int, size: int = 96, seed: int = 0) -> np.ndarray:
@@ -189,11 +180,11 @@ def test_sample_hints_modes():
 
 
 def test_find_and_load_sources(mixed_dir, tmp_path):
-    photos, videos = find_sources([mixed_dir])
+    photos, videos = find_media([mixed_dir])
     assert [p.name for p in photos] == ["p0.png", "p1.png", "p2.png"]
     assert [p.name for p in videos] == ["clip.mp4"]
-    with pytest.raises(TrainingError, match="not found"):
-        find_sources([tmp_path / "missing"])
+    with pytest.raises(InputError, match="no such file"):
+        find_media([tmp_path / "missing"])
     (mixed_dir / "broken.png").write_bytes(b"not a png")
     small = mixed_dir / "small.png"
     cv2.imwrite(str(small), region_photo(5, size=20)[..., ::-1])
@@ -509,7 +500,7 @@ def test_train_cli_needs_data(tmp_path):
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
 def test_shared_data_makes_training_pairs():
     """Two real photos and one real clip (a handful of frames) give usable pairs."""
-    photo_paths, clip_paths = find_sources([SHARED_DATA / "train" / "photos", SHARED_DATA / "video" / "color"])
+    photo_paths, clip_paths = find_media([SHARED_DATA / "train" / "photos", SHARED_DATA / "video" / "color"])
     if not photo_paths or not clip_paths:
         pytest.skip("../shared/data has no training photos or colour clips")
     photos, clips = load_sources(photo_paths[:2] + clip_paths[:1], crop=32, max_photo_side=96, max_video_frames=3)

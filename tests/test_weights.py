@@ -23,13 +23,6 @@ TINY = GeneratorConfig(base_channels=8, levels=2, max_channels=32, stem_factor=2
                        style_names=("natural", "ink"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def trained_looking(seed: int = 0, config: GeneratorConfig = TINY):
     """A tiny generator with every parameter perturbed (no zero-initialised layer left)."""

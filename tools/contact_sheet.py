@@ -24,14 +24,14 @@ from vidcolor.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb  # no
 from vidcolor.metrics.image import psnr  # noqa: E402
 from vidcolor.models.weights import load_generator  # noqa: E402
 from vidcolor.pipeline.run import colorize_luma, read_image, write_contact_sheet  # noqa: E402
-from vidcolor.training.data import IMAGE_EXTENSIONS  # noqa: E402
+from vidcolor.io.probe import find_media  # noqa: E402
 
 ROW_HEIGHT = 200
 
 
 def pick(folders: list[str], count: int) -> list[Path]:
     """``count`` photos spread evenly over the sorted photos of ``folders``."""
-    files = sorted(f for d in folders for f in Path(d).rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+    files = find_media(folders)[0]
     step = max(len(files) / count, 1.0)
     return [files[int(i * step)] for i in range(min(count, len(files)))]
 

@@ -41,6 +41,7 @@ RANGE_FULL = 2  # AVCOL_RANGE_JPEG
 RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mxf", ".y4m"}
 
 # Planar formats we hand out as they are: yuv (optionally JPEG-range) or gray, little endian.
 _NATIVE_FORMAT = re.compile(r"^(yuvj?(420|422|444|440|411|410)p|gray)((9|10|12|14|16)le)?$")
@@ -152,7 +153,61 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     try:
         return av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        damage = _mp4_damage(p)
+        if damage is not None:
+            raise InputError(f"cannot read {p}: {damage}") from exc
         raise InputError(f"cannot read {p} as media ({_reason(exc)}); is it a video file?") from exc
+
+
+_MP4_FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"uuid"}
+
+
+def _mp4_damage(path: Path) -> str | None:
+    """Why FFmpeg cannot open an MP4/MOV: its index (moov atom) is missing, or it is cut short.
+
+    Walks the top-level boxes only (sizes and types), so it is cheap on any file.
+
+    Args:
+        path: a file FFmpeg failed to open.
+
+    Returns:
+        The reason and what to do, or None when the file does not look like MP4/MOV (or
+        looks intact).
+    """
+    try:
+        size = path.stat().st_size
+        kinds: list[bytes] = []
+        cut = False
+        with open(path, "rb") as f:
+            pos = 0
+            while pos + 8 <= size and len(kinds) < 100_000:
+                f.seek(pos)
+                header = f.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")
+                elif length == 0:
+                    length = size - pos  # the last box runs to the end of the file
+                if (not kinds and kind not in _MP4_FIRST_BOXES) or length < 8:
+                    break
+                kinds.append(kind)
+                if pos + length > size:
+                    cut = True
+                    break
+                pos += length
+    except OSError:
+        return None
+    if not kinds or kinds[0] not in _MP4_FIRST_BOXES:
+        return None
+    if b"moov" not in kinds and b"moof" not in kinds:
+        if cut:
+            return ("it is cut short (truncated) and its index (moov atom) is missing; re-copy it from the "
+                    "source, or rebuild the index with an MP4 repair tool")
+        return ("its index (moov atom) is missing, as when a recording stops before the file is finished; "
+                "re-copy it from the source, or rebuild the index with an MP4 repair tool")
+    if cut:
+        return "it is cut short (truncated); re-copy it from the source"
+    return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -401,7 +456,11 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     first = _first_frame(container, stream)
     decoder_fmt = first.format.name if first is not None else (ctx.format.name if ctx.format else None)
     if decoder_fmt is None:
-        raise InputError(f"{path}: the video stream's pixel format is unknown; the file may be damaged")
+        damage = _mp4_damage(Path(path))  # an index or media data cut short
+        if not scan_timestamps(path, stream.index):
+            raise InputError(f"{path}: the video stream has no frames; {damage or 'nothing to colorize'}")
+        raise InputError(f"{path}: no frame of the video stream can be decoded (its pixel format is unknown); "
+                         f"{damage or 'the file is damaged: re-copy or re-export it'}")
     try:
         planar = planar_equivalent(decoder_fmt)
         depth, gray, shift = format_layout(planar)
@@ -684,3 +743,35 @@ def format_report(info: MediaInfo) -> str:
         lines.append(f"{other.kind} #{other.index}: {other.description}")
     lines.append(_verdict_line(info))
     return "\n".join(lines)
+
+
+def find_media(paths) -> tuple[list[Path], list[Path]]:
+    """Split files and folders (searched recursively, hidden files skipped) into stills and videos.
+
+    A file named directly counts as a video unless it has an image extension, so clips with
+    unusual extensions can still be given one by one.
+
+    Args:
+        paths: files or folders.
+
+    Returns:
+        (image paths, video paths), each sorted and without duplicates.
+    """
+    images: set[Path] = set()
+    videos: set[Path] = set()
+    for p in map(Path, paths):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        if p.is_dir():
+            for f in p.rglob("*"):
+                if f.is_file() and not f.name.startswith("."):
+                    ext = f.suffix.lower()
+                    if ext in IMAGE_EXTENSIONS:
+                        images.add(f)
+                    elif ext in VIDEO_EXTENSIONS:
+                        videos.add(f)
+        elif p.suffix.lower() in IMAGE_EXTENSIONS:
+            images.add(p)
+        else:
+            videos.add(p)
+    return sorted(images), sorted(videos)

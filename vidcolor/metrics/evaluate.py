@@ -56,7 +56,7 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import iter_frames
-from vidcolor.io.probe import IMAGE_EXTENSIONS, probe
+from vidcolor.io.probe import IMAGE_EXTENSIONS, find_media, probe
 from vidcolor.metrics.image import colourfulness, colourfulness_ratio, image_report
 from vidcolor.metrics.temporal import cdc, frame_luma, warp_error
 from vidcolor.models.generator import Generator
@@ -72,7 +72,6 @@ log = logging.getLogger("vidcolor")
 SCHEMA_VERSION = 1
 
 # Files a folder is searched for (an explicit file argument that is no image is tried as video).
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mxf", ".y4m"}
 
 PHOTO_METRICS = ("psnr", "ssim", "colourfulness", "colourfulness_ratio", "auc")
 CLIP_METRICS = PHOTO_METRICS + ("warp_error", "cdc")
@@ -109,34 +108,15 @@ def find_data(paths: Iterable[str | os.PathLike]) -> tuple[dict[Path, list[Path]
         paths: photo folders, clip folders, or single files.
 
     Returns:
-        ({parent folder: its photos}, clips), without duplicates, in the order met (each
-        folder's files sorted by name).
+        ({parent folder: its photos, sorted}, clips sorted), without duplicates.
 
     Raises:
         InputError: a path that does not exist.
     """
+    images, clips = find_media(paths)
     photos: dict[Path, list[Path]] = {}
-    clips: list[Path] = []
-    seen: set[Path] = set()
-    for p in map(Path, paths):
-        if not p.exists():
-            raise InputError(f"{p}: no such file or folder")
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-        else:
-            files = [p]
-        for f in files:
-            key = f.resolve()
-            if key in seen:
-                continue
-            ext = f.suffix.lower()
-            if ext in IMAGE_EXTENSIONS:
-                photos.setdefault(f.parent, []).append(f)
-            elif ext in VIDEO_EXTENSIONS or not p.is_dir():
-                clips.append(f)
-            else:
-                continue
-            seen.add(key)
+    for f in images:
+        photos.setdefault(f.parent, []).append(f)
     return photos, clips
 
 

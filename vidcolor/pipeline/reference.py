@@ -24,11 +24,11 @@ import numpy as np
 
 from vidcolor.errors import InputError, UsageError
 from vidcolor.flow import consistency_mask, dis_flow, is_scene_cut, warp
+from vidcolor.io.probe import IMAGE_EXTENSIONS
 
 DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)
 MIN_CONFIDENCE = 0.05  # below this a reference stops propagating
 MAX_REACH = 150  # frames on each side of a reference
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def parse_reference(text: str) -> Reference:
     path, sep, frame = text.rpartition("@")
     if sep and frame.isdigit() and path:
         return Reference(path, int(frame))
-    if sep and Path(path).suffix.lower() in IMAGE_SUFFIXES:  # "shot.png@twelve"; "my@file.png" is a name
+    if sep and Path(path).suffix.lower() in IMAGE_EXTENSIONS:  # "shot.png@twelve"; "my@file.png" is a name
         raise UsageError(f"--reference {text!r}: the frame after '@' must be a frame number, e.g. shot.png@120")
     return Reference(text, 0)
 

@@ -29,34 +29,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcolor.errors import TrainingError
 from vidcolor.flow import consistency_mask, dis_flow
+from vidcolor.io.probe import find_media
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v"}
 AFFINE_MARGIN = 16  # pixels around a photo crop, so frame t+1 has content at its borders
-
-
-def find_sources(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path]]:
-    """Split files and folders (searched recursively) into photos and clips.
-
-    Args:
-        paths: files or folders.
-
-    Returns:
-        (photo paths, video paths), each sorted.
-    """
-    photos: list[Path] = []
-    videos: list[Path] = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise TrainingError(f"{p}: data path not found")
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-        for f in files:
-            ext = f.suffix.lower()
-            if ext in IMAGE_EXTENSIONS:
-                photos.append(f)
-            elif ext in VIDEO_EXTENSIONS:
-                videos.append(f)
-    return sorted(photos), sorted(videos)
 
 
 def load_photo(path: Path, max_side: int) -> np.ndarray | None:
@@ -310,7 +285,7 @@ def load_sources(paths: Sequence[str | Path], crop: int, max_photo_side: int, ma
     Returns:
         (photos, clips) ready for ``PairDataset``.
     """
-    photo_paths, video_paths = find_sources(paths)
+    photo_paths, video_paths = find_media(paths)
     need = crop + 2 * AFFINE_MARGIN
     photos = []
     for p in photo_paths:

@@ -94,6 +94,24 @@ def luma_codes_to_unit(y: torch.Tensor, bit_depth: int, full_range: bool) -> tor
     return out.clamp(0.0, 1.0)
 
 
+def luma_unit_to_codes(y: torch.Tensor, bit_depth: int, full_range: bool) -> torch.Tensor:
+    """Normalised luma in [0, 1] to rounded stream code values (inverse of ``luma_codes_to_unit``).
+
+    Args:
+        y: luma tensor, any shape.
+        bit_depth: 8, 10, 12 or 16.
+        full_range: True for full range, False for limited (16-235 scaled).
+
+    Returns:
+        Rounded, clamped code values as float32.
+    """
+    scale = float(1 << (bit_depth - 8))
+    if full_range:
+        top = float((1 << bit_depth) - 1)
+        return (y * top).round().clamp(0.0, top)
+    return (y * (219.0 * scale) + 16.0 * scale).round().clamp(16.0 * scale, 235.0 * scale)
+
+
 def chroma_unit_to_codes(c: torch.Tensor, bit_depth: int, full_range: bool) -> torch.Tensor:
     """Chroma in [-0.5, 0.5] to rounded stream code values (still a float tensor).
 

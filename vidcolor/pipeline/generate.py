@@ -39,16 +39,20 @@ class Pending:
 
 
 class ChromaGenerator:
-    """Runs the generator's chroma head on batches.
+    """Runs the generator on batches: its chroma head (colorize mode) or RGB head (style mode).
 
     Args:
         model: the generator.
         device: where to run it.
         style: [num_styles] style mixing weights (None: natural colour).
         autocast: use fp16 (CUDA) for the forward pass; checked to stay within one code value.
+        head: "chroma" (2 channels out) or "rgb" (3 channels out).
     """
 
-    def __init__(self, model: Generator, device: torch.device, style: torch.Tensor | None = None, autocast: bool = True):
+    def __init__(self, model: Generator, device: torch.device, style: torch.Tensor | None = None, autocast: bool = True,
+                 head: str = "chroma"):
+        assert head in ("chroma", "rgb"), f"unknown head {head!r}"
+        self.head = head
         self.model = model.to(device).eval()
         self.device = device
         self.cuda = device.type == "cuda"
@@ -60,7 +64,7 @@ class ChromaGenerator:
     def _forward(self, luma: torch.Tensor, hint_chroma: torch.Tensor | None, hint_mask: torch.Tensor | None) -> torch.Tensor:
         style = None if self.style is None else self.style.expand(luma.shape[0], -1)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
-            return self.model(luma, hint_chroma, hint_mask, style=style)["chroma"].float()
+            return self.model(luma, hint_chroma, hint_mask, style=style, heads=(self.head,))[self.head].float()
 
     def _forward_split(self, luma, hint_chroma, hint_mask) -> torch.Tensor:
         """Forward in slices of at most ``max_batch``, halving it on out-of-memory errors."""

@@ -46,6 +46,7 @@ from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
+from vidcolor.pipeline.style import style_weights, styled_planes
 
 log = logging.getLogger("vidcolor")
 MODEL_MATRIX = "bt601"  # the model's fixed colour space (see vidcolor.color)
@@ -241,6 +242,8 @@ def _check_options(cfg: ColorizeConfig) -> None:
         raise UsageError(f"--smooth must be in [0, 1), got {cfg.smooth}")
     if not 0.0 <= cfg.strength <= 1.0:
         raise UsageError(f"--strength must be in [0, 1], got {cfg.strength}")
+    if cfg.style is not None and cfg.references:
+        raise UsageError("--reference steers natural colour; it cannot be combined with --style")
 
 
 def _batch_size(cfg: ColorizeConfig, device: torch.device) -> int:
@@ -372,7 +375,7 @@ def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: Referenc
         # The reference is blended after smoothing so a hand-coloured frame comes out as given.
         smoothed = blend(smoother(luma, chroma), hints.get(frame.index))
         if frame.index >= plan.start:  # warm-up frames only prime the smoother
-            stages.put(out, (frame, smoothed))
+            stages.put(out, (frame, luma, smoothed))
     stages.put(out, _END)
 
 
@@ -396,7 +399,9 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     if model is None:
         model, _ = load_generator(cfg.model, device)
-    generator = ChromaGenerator(model, device)
+    styled = cfg.style is not None
+    weights = style_weights(model.style_names, cfg.style, cfg.strength) if styled else None
+    generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma")
     video = info.video
     stats = DecodeStats()
     previews: list[tuple[np.ndarray, np.ndarray]] = []
@@ -413,9 +418,12 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
                 stages.spawn("decode", _decode_stage, stages, cfg, plan, stats, decoded)
                 stages.spawn("generate", _generate_stage, stages, plan, generator, hints, decoded, generated)
                 stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, hints, generated, smoothed)
-                for frame, chroma in stages.drain(smoothed):
-                    cb, cr = chroma_to_planes(chroma, fmt)
-                    y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)
+                for frame, luma, out in stages.drain(smoothed):
+                    if styled:
+                        y, cb, cr = styled_planes(out, luma, frame.y, video.bit_depth, video.full_range, fmt)
+                    else:
+                        cb, cr = chroma_to_planes(out, fmt)
+                        y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)
                     writer.write(y, cb, cr, frame.pts)
                     frames_written += 1
                     bar.update(1)
@@ -476,9 +484,10 @@ def read_image(path: str) -> np.ndarray:
 
 
 def colorize_luma(model: Generator, luma: torch.Tensor, render_size: int, device: torch.device,
-                  hint_chroma: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Colorize one full-resolution luma image: the model runs at render size and its
-    coefficients are applied to the full-resolution luma (edges stay sharp at any size).
+                  hint_chroma: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None,
+                  style: torch.Tensor | None = None) -> torch.Tensor:
+    """Colorize (or stylise) one full-resolution luma image: the model runs at render size and
+    its coefficients are applied to the full-resolution luma (edges stay sharp at any size).
 
     Args:
         model: the generator.
@@ -487,18 +496,21 @@ def colorize_luma(model: Generator, luma: torch.Tensor, render_size: int, device
         device: where to run.
         hint_chroma: [1, 2, h, w] hints at render size, or None.
         hint_mask: [1, 1, h, w], or None.
+        style: [num_styles] style weights for style mode (RGB out), or None (chroma out).
 
     Returns:
-        [1, 2, H, W] BT.601 chroma.
+        [1, 2, H, W] BT.601 chroma, or [1, 3, H, W] RGB in style mode.
     """
     h, w = luma.shape[-2:]
     rh, rw = render_shape(h, w, render_size)
     m = model.multiple
     rh, rw = -(-rh // m) * m, -(-rw // m) * m  # no padding inside the model: coefficients cover the frame
     small = torch.nn.functional.interpolate(luma, size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+    head = "chroma" if style is None else "rgb"
+    weights = None if style is None else style[None].to(device)
     with torch.inference_mode():
-        coeffs = model.coefficients(small.to(device), hint_chroma, hint_mask)["chroma"]
-        return model.apply_coefficients(coeffs, luma.to(device), "chroma").cpu()
+        coeffs = model.coefficients(small.to(device), hint_chroma, hint_mask, style=weights, heads=(head,))[head]
+        return model.apply_coefficients(coeffs, luma.to(device), head).cpu()
 
 
 def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
@@ -522,8 +534,12 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     if model is None:
         model, _ = load_generator(cfg.model, device)
     luma = ycc[:1][None]
-    chroma = fit_chroma_to_gamut(luma, colorize_luma(model, luma, cfg.render_size, device))
-    out = ycbcr_to_rgb(torch.cat((luma, chroma), dim=1))[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    if cfg.style is not None:
+        weights = style_weights(model.style_names, cfg.style, cfg.strength)
+        out = colorize_luma(model, luma, cfg.render_size, device, style=weights)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    else:
+        chroma = fit_chroma_to_gamut(luma, colorize_luma(model, luma, cfg.render_size, device))
+        out = ycbcr_to_rgb(torch.cat((luma, chroma), dim=1))[0].clamp(0, 1).permute(1, 2, 0).numpy()
     suffix = Path(cfg.output).suffix.lower() or ".png"
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
         ok, data = cv2.imencode(suffix, (out[..., ::-1] * 255 + 0.5).astype(np.uint8))

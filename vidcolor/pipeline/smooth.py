@@ -51,15 +51,16 @@ def _check_alpha(alpha: float) -> None:
 
 
 def _check_shapes(luma: np.ndarray, chroma: np.ndarray) -> None:
-    """ValueError unless luma is (H, W) and chroma (2, H, W)."""
-    if luma.ndim != 2 or chroma.shape != (2, *luma.shape):
-        raise ValueError(f"expected luma (H, W) and chroma (2, H, W), got {luma.shape} and {chroma.shape}")
+    """ValueError unless luma is (H, W) and chroma (C, H, W) with 1 <= C <= 4."""
+    if luma.ndim != 2 or chroma.ndim != 3 or chroma.shape[1:] != luma.shape or not 1 <= chroma.shape[0] <= 4:
+        raise ValueError(f"expected luma (H, W) and chroma (C<=4, H, W), got {luma.shape} and {chroma.shape}")
 
 
 def _interleaved(chroma: np.ndarray) -> np.ndarray:
-    """(2, H, W) planes to a contiguous (H, W, 2) image, the layout cv2.remap warps in one
+    """(C, H, W) planes to a contiguous (H, W, C) image, the layout cv2.remap warps in one
     call (cv2.merge is several times faster than numpy's strided copy)."""
-    return cv2.merge((chroma[0], chroma[1]))
+    merged = cv2.merge(list(chroma))
+    return merged[..., None] if merged.ndim == 2 else merged
 
 
 def _own_gray(luma: np.ndarray) -> np.ndarray:
@@ -85,7 +86,7 @@ class ChromaSmoother:
         self.alpha = float(alpha)
         self.last_was_cut = False
         self._prev_gray: np.ndarray | None = None  # (H, W) uint8 luma of the previous frame
-        self._prev_chroma: np.ndarray | None = None  # (H, W, 2) float32 smoothed chroma
+        self._prev_chroma: np.ndarray | None = None  # (H, W, C) float32 smoothed values
 
     def reset(self) -> None:
         """Forget the history: the next frame is passed through as the start of a shot."""
@@ -98,10 +99,11 @@ class ChromaSmoother:
 
         Args:
             luma: ``(H, W)`` float32 luma in [0, 1] (or uint8 codes) at render size.
-            chroma: ``(2, H, W)`` float32 (Cb, Cr) in [-0.5, 0.5], same size.
+            chroma: ``(C, H, W)`` float32, same size: (Cb, Cr) in colorize mode, RGB in
+                style mode (any 1 to 4 channels are smoothed alike).
 
         Returns:
-            A new ``(2, H, W)`` float32 array of smoothed chroma (the input itself when
+            A new ``(C, H, W)`` float32 array of smoothed values (the input itself when
             alpha is 0).
         """
         luma = np.asarray(luma)
@@ -124,7 +126,7 @@ class ChromaSmoother:
 
         # 3. Blend: c + w·(warp(c'_{t-1}) - c), computed in place in the warped buffer.
         current = _interleaved(chroma)
-        blended = flow.warp(self._prev_chroma, to_prev)
+        blended = flow.warp(self._prev_chroma, to_prev).reshape(current.shape)
         blended -= current
         blended *= weight[..., None]
         blended += current

@@ -1,0 +1,103 @@
+"""Style mode: named styles change the output, strength blends, bad names are one clear line."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from tests.media import make_clip, read_planes
+from vidcolor.cli import main
+from vidcolor.config import ColorizeConfig
+from vidcolor.errors import UsageError
+from vidcolor.models.generator import Generator
+from vidcolor.models.weights import save_generator
+from vidcolor.pipeline.run import colorize
+from vidcolor.pipeline.style import style_weights
+
+STYLES = ("natural", "ink", "oil")
+
+
+def styled_generator() -> Generator:
+    """A tiny generator with three distinct style codes and a live RGB head."""
+    torch.manual_seed(0)
+    g = Generator(base_channels=8, levels=2, max_channels=32, stem_factor=2, style_dim=8, z_dim=4, style_names=STYLES)
+    with torch.no_grad():
+        g.rgb_head.weight.normal_(0, 0.2)
+        for film in [g.bottleneck_film, *g.up_film]:
+            film.proj.weight.normal_(0, 0.5)
+        g.style_embedding.weight.normal_(0, 2.0)
+    return g.eval()
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> str:
+    stem = tmp_path_factory.mktemp("styled") / "styled"
+    save_generator(styled_generator(), stem)
+    return str(stem) + ".json"
+
+
+def render(src, out, model_path, **kw):
+    colorize(ColorizeConfig(input=str(src), output=str(out), model=model_path, render_size=32, codec="ffv1",
+                            quiet=True, force=True, **kw))
+    return read_planes(out)
+
+
+def test_style_weights():
+    assert style_weights(STYLES, "oil", 0.25).tolist() == [0.75, 0.0, 0.25]
+    assert style_weights(STYLES, "natural", 0.7).tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(UsageError, match="natural, ink, oil"):
+        style_weights(STYLES, "starry_night", 1.0)
+
+
+def test_each_style_changes_the_output_and_strength_zero_is_natural(tmp_path, model_path):
+    src = make_clip(tmp_path / "in.mkv", frames=6, lossless=True, content="grey").path
+    natural = render(src, tmp_path / "natural.mkv", model_path, style="natural")
+    zero = render(src, tmp_path / "zero.mkv", model_path, style="oil", strength=0.0)
+    for a, b in zip(natural, zero):
+        assert all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
+    outputs = {}
+    for name in ("ink", "oil"):
+        outputs[name] = render(src, tmp_path / f"{name}.mkv", model_path, style=name)
+        diff = np.mean([np.abs(s[3].astype(int) - n[3].astype(int)).mean() for s, n in zip(outputs[name], natural)])
+        assert diff > 1.0, name
+    half = render(src, tmp_path / "half.mkv", model_path, style="ink", strength=0.5)
+    d_half = np.abs(half[2][2].astype(int) - natural[2][2].astype(int)).mean()
+    d_full = np.abs(outputs["ink"][2][2].astype(int) - natural[2][2].astype(int)).mean()
+    assert 0 < d_half < d_full
+    # Timing is kept in style mode too.
+    assert [p[0] for p in outputs["ink"]] == [p[0] for p in read_planes(src)]
+
+
+def test_styles_command_lists_and_draws_a_sheet(tmp_path, model_path):
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), (np.add.outer(np.arange(48), np.arange(64)) * 2 % 255).astype(np.uint8))
+    sheet = tmp_path / "sheet.png"
+    result = CliRunner().invoke(main, ["styles", "--model", model_path, "--sheet", str(sheet), "--image", str(img),
+                                       "--render-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[1] for line in result.output.splitlines()[:3]] == list(STYLES)
+    assert cv2.imread(str(sheet)).shape[1] >= 3 * 320
+
+
+def test_unknown_style_is_one_line_listing_the_choices(tmp_path, model_path):
+    src = make_clip(tmp_path / "in.mp4", frames=4, content="grey").path
+    result = CliRunner().invoke(main, ["colorize", str(src), "-o", str(tmp_path / "o.mp4"), "--model", model_path,
+                                       "--style", "starry_night", "--render-size", "32"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "vidcolor: error: unknown style 'starry_night'; this model has: natural, ink, oil"
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_styled_still_image(tmp_path, model_path):
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), (np.add.outer(np.arange(40), np.arange(56)) * 3 % 255).astype(np.uint8))
+    outs = {}
+    for name in ("natural", "ink"):
+        out = tmp_path / f"{name}.png"
+        colorize(ColorizeConfig(input=str(img), output=str(out), model=model_path, render_size=32, style=name, quiet=True))
+        outs[name] = cv2.imread(str(out)).astype(int)
+    assert outs["natural"].shape == (40, 56, 3)
+    assert np.abs(outs["natural"] - outs["ink"]).mean() > 1.0

@@ -1,0 +1,104 @@
+"""Style mode: painting looks from the generator's RGB head, blended by strength.
+
+``--style NAME`` picks one of the styles the model carries (``vidcolor styles`` lists them);
+``--strength s`` mixes the style codes, ``(1 - s)·natural + s·NAME``, so 0 is the natural-colour
+RGB head and 1 the full style. Unlike colorize mode, a style changes luma too: the output is
+RGB converted with the stream's own matrix and range. The model sees render size only, so the
+source's full-resolution detail (grain, edges) is kept by adding the style's *change* of luma,
+upsampled, to the source's own luma.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from vidcolor.color import chroma_unit_to_codes, luma_codes_to_unit, luma_unit_to_codes, rgb_to_ycbcr
+from vidcolor.errors import UsageError
+from vidcolor.io.encode import OutputFormat
+
+
+def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> torch.Tensor:
+    """Mixing weights over a model's style codes for ``--style`` and ``--strength``.
+
+    Args:
+        style_names: the model's styles (index 0 is "natural").
+        style: the requested name.
+        strength: 0 (natural colour) to 1 (full style).
+
+    Returns:
+        ``[num_styles]`` float32 weights summing to 1.
+    """
+    if style not in style_names:
+        raise UsageError(f"unknown style {style!r}; this model has: {', '.join(style_names)}")
+    if not 0.0 <= strength <= 1.0:
+        raise UsageError(f"--strength must be in [0, 1], got {strength}")
+    weights = torch.zeros(len(style_names))
+    weights[0] = 1.0 - strength
+    weights[style_names.index(style)] += strength
+    return weights
+
+
+def styled_planes(rgb: np.ndarray, seen_luma: np.ndarray, y_codes: np.ndarray, source_depth: int,
+                  source_full_range: bool, fmt: OutputFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turn the styled RGB at render size into the output's Y, Cb and Cr planes.
+
+    Args:
+        rgb: ``(3, h, w)`` styled RGB in [0, 1] at render size.
+        seen_luma: ``(h, w)`` the normalised luma the model saw.
+        y_codes: ``(H, W)`` the source's Y plane (its codes).
+        source_depth: the source's bit depth.
+        source_full_range: the source's range.
+        fmt: the output format (matrix, range, depth, chroma size).
+
+    Returns:
+        (y, cb, cr) code planes in ``fmt.dtype``.
+    """
+    h, w = y_codes.shape
+    ycc = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb)), fmt.matrix)
+    styled_luma = ycc[0].numpy()
+    # Luma: the source's own full-resolution luma plus the style's change, upsampled.
+    change = cv2.resize(np.ascontiguousarray(styled_luma - seen_luma), (w, h), interpolation=cv2.INTER_LINEAR)
+    source = luma_codes_to_unit(torch.from_numpy(y_codes.astype(np.float32)), source_depth, source_full_range)
+    y = luma_unit_to_codes((source + torch.from_numpy(change)).clamp(0.0, 1.0), fmt.bit_depth, fmt.full_range)
+    ch, cw = fmt.chroma_size
+    chroma = cv2.resize(np.ascontiguousarray(ycc[1:].permute(1, 2, 0).numpy()), (cw, ch), interpolation=cv2.INTER_LINEAR)
+    codes = chroma_unit_to_codes(torch.from_numpy(chroma).permute(2, 0, 1), fmt.bit_depth, fmt.full_range)
+    dtype = fmt.dtype
+    return y.numpy().astype(dtype), codes[0].numpy().astype(dtype), codes[1].numpy().astype(dtype)
+
+
+def style_sheet(model, image_path: str, sheet_path: str, render_size: int = 256, width: int = 320) -> list[str]:
+    """Render one image in every style of a model, side by side with its name order.
+
+    Args:
+        model: the generator.
+        image_path: a still image, or a video (its first frame is used).
+        sheet_path: the PNG to write.
+        render_size: the model's short side.
+        width: width of each thumbnail.
+
+    Returns:
+        The style names, in the sheet's order (left to right, top to bottom).
+    """
+    from vidcolor.io.decode import iter_frames
+    from vidcolor.io.probe import media_kind, probe
+    from vidcolor.pipeline.run import colorize_luma, read_image, write_contact_sheet
+
+    if media_kind(image_path) == "image":
+        rgb = torch.from_numpy(read_image(image_path)).permute(2, 0, 1)
+        luma = rgb_to_ycbcr(rgb)[:1][None]
+    else:
+        info = probe(image_path, verdict=False)
+        frame = next(iter_frames(image_path, info, 0, 0))
+        luma = luma_codes_to_unit(torch.from_numpy(frame.y.astype(np.float32)), info.video.bit_depth, info.video.full_range)[None, None]
+    h = max(1, round(luma.shape[-2] * width / luma.shape[-1]))
+    thumbs = []
+    for name in model.style_names:
+        out = colorize_luma(model, luma, render_size, torch.device("cpu"), style=style_weights(model.style_names, name, 1.0))
+        img = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        thumbs.append(cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA))
+    rows = [tuple(thumbs[i : i + 4]) for i in range(0, len(thumbs), 4)]
+    write_contact_sheet(sheet_path, rows)
+    return list(model.style_names)

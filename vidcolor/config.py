@@ -241,9 +241,22 @@ def load(path: str | Path | None, overrides: Mapping[str, Any] | None = None, cl
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p}: not valid TOML ({exc})") from None
         data = _include_model_config(data, p)
+    file_error = None
+    if path is not None:
+        try:
+            from_dict(cls, data)  # the file alone, so its own errors can name it
+        except ConfigError as exc:
+            file_error = str(exc)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
-    return from_dict(cls, data)
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        if path is not None and str(exc) == file_error:
+            raise ConfigError(f"{p}: {exc}") from None
+        if overrides:
+            raise ConfigError(f"{exc} (in the --set overrides)") from None
+        raise
 
 
 def _include_model_config(data: dict[str, Any], config_path: Path) -> dict[str, Any]:

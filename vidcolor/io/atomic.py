@@ -6,13 +6,46 @@ the input is never overwritten.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from vidcolor.errors import OutputError
+from vidcolor.errors import OutputError, VidcolorError
+
+# OS errors that mean "the output cannot be written there", with what the user can do.
+WRITE_FAILURE_ADVICE = {
+    errno.ENOSPC: "the disk is full; free some space or write to another disk",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write to another disk",
+    errno.EFBIG: "the file is too large for this file system or limit; write to another disk",
+    errno.EROFS: "the file system is read-only; write to another folder",
+    errno.EACCES: "permission denied; check the folder's permissions or write to another folder",
+    errno.EPERM: "permission denied; check the folder's permissions or write to another folder",
+}
+
+
+class OutputWriteError(OutputError, OSError):
+    """An output that failed to write for an operating-system reason (full disk, quota,
+    read-only file system, permissions). An ``OutputError`` (exit code 4) that is still an
+    ``OSError`` for callers that catch those."""
+
+
+def write_failure(final: str | os.PathLike, exc: OSError) -> OutputWriteError:
+    """One line for an OS error met while writing ``final``, saying what to do.
+
+    Args:
+        final: the output the user asked for (not its temporary name).
+        exc: the OS error.
+
+    Returns:
+        An ``OutputWriteError`` carrying the errno of ``exc``.
+    """
+    advice = WRITE_FAILURE_ADVICE.get(exc.errno) or (exc.strerror or str(exc)).strip().rstrip(".")
+    error = OutputWriteError(f"cannot write {final}: {advice}")
+    error.errno = exc.errno
+    return error
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -108,7 +141,9 @@ def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
     Raises:
         OutputError: before yielding, for an output that is an input, exists (without
             ``overwrite``), or lies in a missing or read-only folder; after the block, when
-            nothing was written or the rename fails.
+            nothing was written or the rename fails. An OS error of the block that means the
+            output cannot be written (full disk, quota, read-only, permissions) becomes an
+            ``OutputWriteError`` naming the final output.
     """
     final = check_output_path(final_path, overwrite, input_paths)
     temp = temporary_name(final)
@@ -121,6 +156,11 @@ def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
             os.replace(temp, final)
         except OSError as exc:
             raise OutputError(f"cannot rename the finished output to {final}: {exc.strerror or exc}") from exc
-    except BaseException:
+    except BaseException as exc:
         _remove_quietly(temp)
+        if isinstance(exc, VidcolorError) and len(exc.args) == 1 and str(temp) in str(exc.args[0]):
+            # The temporary file is gone: name the output the user asked for.
+            exc.args = (str(exc.args[0]).replace(str(temp), str(final)),)
+        elif isinstance(exc, OSError) and not isinstance(exc, VidcolorError) and exc.errno in WRITE_FAILURE_ADVICE:
+            raise write_failure(final, exc) from exc
         raise

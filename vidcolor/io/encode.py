@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, write_failure
 from vidcolor.io.probe import (
     COLORSPACE_NAMES,
     PRIMARIES_NAMES,
@@ -339,6 +340,8 @@ class OutputWriter:
         try:
             self._mux_video(self._stream.encode(frame))
         except (av.error.FFmpegError, OSError) as exc:
+            if getattr(exc, "errno", None) in WRITE_FAILURE_ADVICE:
+                raise write_failure(self.path, exc) from exc  # full disk, quota, read-only...
             raise OutputError(f"cannot write {self.path}: {_reason(exc)}") from exc
         self._last_pts = pts
         self.frames_written += 1
@@ -367,6 +370,8 @@ class OutputWriter:
             self._container.close()
         except (av.error.FFmpegError, OSError) as exc:
             self.abort()
+            if getattr(exc, "errno", None) in WRITE_FAILURE_ADVICE:
+                raise write_failure(self.path, exc) from exc
             raise OutputError(f"cannot finish {self.path}: {_reason(exc)}") from exc
         finally:
             if self._copier is not None:

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import av
 
 from vidcolor.errors import InputError, OutputError, UsageError
-from vidcolor.io.atomic import atomic_output
+from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
 from vidcolor.io.probe import open_input, pick_video_stream, scan_timestamps
 
 COPY_KINDS = ("audio", "subtitle", "data")
@@ -89,6 +89,8 @@ def open_output(path: str | os.PathLike, time_base: Fraction, format_name: str |
         return av.open(target, mode="w", format=format_name,
                        container_options=muxer_options(format_name, time_base))
     except (av.error.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) in WRITE_FAILURE_ADVICE:
+            raise write_failure(path, exc) from exc  # read-only folder, full disk...
         raise OutputError(f"cannot create {path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
 

@@ -10,7 +10,7 @@ import re
 
 from vidcolor.errors import UsageError
 
-_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$", re.ASCII)  # ASCII digits and spaces only
 
 
 def parse_frame_range(text: str) -> tuple[int, int]:
@@ -30,7 +30,10 @@ def parse_frame_range(text: str) -> tuple[int, int]:
         raise UsageError(
             f"bad frame range {text!r}: expected S-E with 0-based inclusive frame numbers, e.g. 0-99"
         )
-    start, end = int(match.group(1)), int(match.group(2))
+    try:
+        start, end = int(match.group(1)), int(match.group(2))
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise UsageError(f"bad frame range {text[:40]!r}...: the frame numbers are far too long") from None
     if start > end:
         raise UsageError(f"bad frame range {text!r}: the start {start} is after the end {end}")
     return start, end

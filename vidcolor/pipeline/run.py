@@ -34,7 +34,7 @@ from vidcolor.color import (
 )
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
-from vidcolor.errors import InputError, UsageError
+from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, iter_frames
 from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, shift_bits
@@ -213,7 +213,7 @@ def write_contact_sheet(path: str | Path, rows: list[tuple[np.ndarray, ...]]) ->
     with atomic_output(path, overwrite=True) as tmp:
         ok, data = cv2.imencode(".png", sheet[..., ::-1])
         if not ok:
-            raise InputError(f"{path}: cannot encode the contact sheet")
+            raise OutputError(f"{path}: cannot encode the contact sheet as PNG")
         data.tofile(str(tmp))
 
 

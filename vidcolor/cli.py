@@ -7,6 +7,7 @@ is shown only with ``--debug``.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import signal
@@ -23,6 +24,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# Errors that only writing can cause: reported as output problems (exit code 4) wherever they arise.
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def _fail(message: str, code: int) -> None:
@@ -60,6 +64,18 @@ def handle_errors(fn: Callable) -> Callable:
             _fail("interrupted; no partial output was kept", 130)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size or --render-size", 5)
+        except OSError as exc:
+            # A full disk or read-only file system met outside an atomic output (run folders,
+            # checkpoints): an output problem the user can fix, not a bug.
+            if exc.errno in _DISK_FULL_ERRNOS:
+                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE
+
+                if debug:
+                    traceback.print_exc()
+                _fail(f"cannot write {exc.filename or 'the output'}: {WRITE_FAILURE_ADVICE[exc.errno]}", 4)
+            if debug:
+                raise
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             if debug:
                 raise
@@ -156,10 +172,12 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma).")
 @click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif).")
+@click.option("--resume", is_flag=True, help="Render in segments kept across crashes; rerun the same command to continue.")
+@click.option("--segment-frames", default=500, show_default=True, type=int, help="Frames per --resume segment.")
 @click.option("--quiet", is_flag=True, help="No progress bar; one summary line.")
 @handle_errors
 def colorize(input_path, output, model, style, strength, references, render_size, smooth, frames, codec, crf,
-             device, batch_size, preview, overwrite, force, deinterlace, quiet) -> None:
+             device, batch_size, preview, overwrite, force, deinterlace, resume, segment_frames, quiet) -> None:
     """Colorize a black-and-white video or photo; audio, timing and resolution are kept."""
     from vidcolor.config import ColorizeConfig
     from vidcolor.pipeline.run import colorize as run_colorize
@@ -171,7 +189,7 @@ def colorize(input_path, output, model, style, strength, references, render_size
         input=input_path, output=output, model=model, style=style, strength=strength,
         references=tuple(references), render_size=render_size, smooth=smooth, frames=frames, codec=codec,
         crf=crf, device=device, batch_size=batch_size, preview=preview, overwrite=overwrite, force=force,
-        deinterlace=deinterlace, quiet=quiet,
+        deinterlace=deinterlace, resume=resume, segment_frames=segment_frames, quiet=quiet,
     )
     report = run_colorize(cfg)
     extra = f", preview {report.preview}" if report.preview else ""
@@ -186,6 +204,36 @@ def probe(input_path) -> None:
     from vidcolor.io.probe import format_report, probe as probe_media
 
     click.echo(format_report(probe_media(input_path, verdict=True)))
+
+
+@main.command()
+@click.option("--model", default="default", show_default=True, help="Model name or path.")
+@click.option("--sheet", default=None, type=click.Path(), help="Write a thumbnail sheet PNG: --image in every style.")
+@click.option("--image", default=None, type=click.Path(), help="Image or video (first frame) for --sheet.")
+@click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees.")
+@handle_errors
+def styles(model, sheet, image, render_size) -> None:
+    """List the painting styles a model carries (use one with colorize --style NAME)."""
+    from vidcolor.models.weights import load_generator
+    from vidcolor.pipeline.style import style_sheet
+
+    generator, _ = load_generator(model)
+    for index, name in enumerate(generator.style_names):
+        click.echo(f"{index}  {name}" + ("  (natural colour)" if index == 0 else ""))
+    if sheet:
+        if not image:
+            raise UsageError("--sheet needs --image (a still or a video whose first frame is used)")
+        style_sheet(generator, image, sheet, render_size)
+        click.echo(f"wrote {sheet}")
+
+
+from vidcolor.farm.cli import farm_command, merge_command  # noqa: E402 - after the group they join
+
+from vidcolor.metrics.cli import eval_command  # noqa: E402
+
+main.add_command(merge_command)
+main.add_command(farm_command)
+main.add_command(eval_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,6 @@ cluster started once per pytest session and are skipped when Ray is not installe
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -7,7 +7,6 @@ left under the final name when a run fails or is killed; smoothing lowers flicke
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -7,83 +7,22 @@ is shown only with ``--debug``.
 
 from __future__ import annotations
 
-import errno
-import functools
 import logging
-import signal
 import sys
-import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
-from vidcolor.errors import Interrupted, UsageError, VidcolorError
+from vidcolor.cli_common import default_output, handle_errors, render_options
+from vidcolor.errors import UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-# Errors that only writing can cause: reported as output problems (exit code 4) wherever they arise.
-_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"vidcolor: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
-    raise Interrupted("terminated (SIGTERM)", signal_exit_code=143)
-
-
-def handle_errors(fn: Callable) -> Callable:
-    """Run a command, turning library errors into one line and an exit code.
-
-    Args:
-        fn: the click command body.
-
-    Returns:
-        The wrapped function.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = bool(click.get_current_context().find_root().obj and click.get_current_context().find_root().obj.get("debug"))
-        previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-        try:
-            return fn(*args, **kwargs)
-        except VidcolorError as exc:
-            if debug:
-                traceback.print_exc()
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            if debug:
-                traceback.print_exc()
-            _fail("interrupted; no partial output was kept", 130)
-        except MemoryError:
-            _fail("out of memory; try a smaller --batch-size or --render-size", 5)
-        except OSError as exc:
-            # A full disk or read-only file system met outside an atomic output (run folders,
-            # checkpoints): an output problem the user can fix, not a bug.
-            if exc.errno in _DISK_FULL_ERRNOS:
-                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE
-
-                if debug:
-                    traceback.print_exc()
-                _fail(f"cannot write {exc.filename or 'the output'}: {WRITE_FAILURE_ADVICE[exc.errno]}", 4)
-            if debug:
-                raise
-            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
-            if debug:
-                raise
-            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    return wrapper
+__all__ = ["main", "handle_errors", "parse_overrides"]
 
 
 def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -157,36 +96,20 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", "output", type=click.Path(), help="Output file (default: IN_colour.EXT).")
-@click.option("--model", default="default", show_default=True, help="Model name or path (NAME.safetensors + NAME.json).")
-@click.option("--style", default=None, help="A painting style carried by the model (see `vidcolor styles`).")
-@click.option("--strength", default=1.0, show_default=True, type=float, help="Style strength, 0 (natural colour) to 1.")
-@click.option("--reference", "references", multiple=True, metavar="IMG[@FRAME]", help="Hand-coloured reference for a frame (repeatable).")
-@click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees (multiple of 16).")
-@click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1.")
 @click.option("--frames", default=None, metavar="S-E", help="Only frames S..E (inclusive, 0-based): a farm chunk.")
-@click.option("--codec", default="x264", show_default=True, type=click.Choice(["x264", "x265", "prores", "ffv1"]))
-@click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--batch-size", default="8", show_default=True, help="Frames per model call, or 'auto'.")
 @click.option("--preview", default=None, type=click.Path(), help="Write a contact sheet PNG (input beside output).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma).")
-@click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif).")
 @click.option("--resume", is_flag=True, help="Render in segments kept across crashes; rerun the same command to continue.")
 @click.option("--segment-frames", default=500, show_default=True, type=int, help="Frames per --resume segment.")
-@click.option("--quiet", is_flag=True, help="No progress bar; one summary line.")
+@render_options
 @handle_errors
-def colorize(input_path, output, model, style, strength, references, render_size, smooth, frames, codec, crf,
-             device, batch_size, preview, overwrite, force, deinterlace, resume, segment_frames, quiet) -> None:
+def colorize(input_path, output, frames, preview, resume, segment_frames, model, style, strength, references,
+             render_size, smooth, codec, crf, device, batch_size, overwrite, force, deinterlace, quiet) -> None:
     """Colorize a black-and-white video or photo; audio, timing and resolution are kept."""
     from vidcolor.config import ColorizeConfig
     from vidcolor.pipeline.run import colorize as run_colorize
 
-    if output is None:
-        src = Path(input_path)
-        output = str(src.with_name(f"{src.stem}_colour{src.suffix or '.mkv'}"))
     cfg = ColorizeConfig(
-        input=input_path, output=output, model=model, style=style, strength=strength,
+        input=input_path, output=output or default_output(input_path), model=model, style=style, strength=strength,
         references=tuple(references), render_size=render_size, smooth=smooth, frames=frames, codec=codec,
         crf=crf, device=device, batch_size=batch_size, preview=preview, overwrite=overwrite, force=force,
         deinterlace=deinterlace, resume=resume, segment_frames=segment_frames, quiet=quiet,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from vidcolor.matrices import default_matrix, matrix_from_ffmpeg  # noqa: F401 - re-exported
 
 # Luma weights (Kr, Kb) of each matrix.
 _MATRICES = {

@@ -6,27 +6,9 @@ Imports stay light (click only); torch and the metrics load when the command run
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
-
 import click
 
-
-def _handle_errors(fn: Callable) -> Callable:
-    """``vidcolor.cli.handle_errors``, looked up when the command runs.
-
-    ``vidcolor/cli.py`` imports this module to register the command; importing
-    ``vidcolor.cli`` back at import time would make the import order matter (whichever
-    module is imported first would see the other half-initialised).
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from vidcolor.cli import handle_errors
-
-        return handle_errors(fn)(*args, **kwargs)
-
-    return wrapper
+from vidcolor.cli_common import handle_errors
 
 
 @click.command("eval")
@@ -41,7 +23,7 @@ def _handle_errors(fn: Callable) -> Callable:
 @click.option("--reference-frame", "reference_frames", multiple=True, type=click.IntRange(min=0), metavar="N",
               help="Give the model the true colours of frame N of each clip as a reference (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars; only the table.")
-@_handle_errors
+@handle_errors
 def eval_command(data, model, json_path, render_size, smooth, device, max_frames, max_images, reference_frames,
                  quiet) -> None:
     """Score a model on colour photos and clips (made grey first) against grey and per-frame baselines.

@@ -1,0 +1,123 @@
+"""What the ``vidcolor`` commands share: error handling and the rendering options.
+
+Every command module (``vidcolor/cli.py``, ``vidcolor/farm/cli.py``, ``vidcolor/metrics/cli.py``)
+imports from here, so none has to import another and each stays quick to load.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from vidcolor.errors import Interrupted, VidcolorError
+
+# Errors that only writing can cause: reported as output problems (exit code 4) wherever they arise.
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"vidcolor: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted("terminated (SIGTERM)", signal_exit_code=143)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Run a command, turning library errors into one line and an exit code.
+
+    Args:
+        fn: the click command body.
+
+    Returns:
+        The wrapped function.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(click.get_current_context().find_root().obj and click.get_current_context().find_root().obj.get("debug"))
+        previous = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+        try:
+            return fn(*args, **kwargs)
+        except VidcolorError as exc:
+            if debug:
+                traceback.print_exc()
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            if debug:
+                traceback.print_exc()
+            _fail("interrupted; no partial output was kept", 130)
+        except MemoryError:
+            _fail("out of memory; try a smaller --batch-size or --render-size", 5)
+        except OSError as exc:
+            # A full disk or read-only file system met outside an atomic output (run folders,
+            # checkpoints): an output problem the user can fix, not a bug.
+            if exc.errno in _DISK_FULL_ERRNOS:
+                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE
+
+                if debug:
+                    traceback.print_exc()
+                _fail(f"cannot write {exc.filename or 'the output'}: {WRITE_FAILURE_ADVICE[exc.errno]}", 4)
+            if debug:
+                raise
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+            if debug:
+                raise
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+def render_options(fn: Callable) -> Callable:
+    """The options that decide a render's pixels and container, shared by colorize and farm.
+
+    Args:
+        fn: the click command body.
+
+    Returns:
+        The command with ``--model`` ... ``--quiet`` added.
+    """
+    options = [
+        click.option("--model", default="default", show_default=True, help="Model name or path (NAME.safetensors + NAME.json)."),
+        click.option("--style", default=None, help="A painting style carried by the model (see `vidcolor styles`)."),
+        click.option("--strength", default=1.0, show_default=True, type=float, help="Style strength, 0 (natural colour) to 1."),
+        click.option("--reference", "references", multiple=True, metavar="IMG[@FRAME]",
+                     help="Hand-coloured reference for a frame (repeatable)."),
+        click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees (multiple of 16)."),
+        click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1."),
+        click.option("--codec", default="x264", show_default=True, type=click.Choice(["x264", "x265", "prores", "ffv1"])),
+        click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18)."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--batch-size", default="8", show_default=True, help="Frames per model call, or 'auto'."),
+        click.option("--overwrite", is_flag=True, help="Replace an existing output."),
+        click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma)."),
+        click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif)."),
+        click.option("--quiet", is_flag=True, help="No progress bar; one summary line."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def default_output(input_path: str) -> str:
+    """The output name when ``-o`` is not given: ``IN_colour.EXT`` beside the input.
+
+    Args:
+        input_path: the input file.
+
+    Returns:
+        The output path.
+    """
+    src = Path(input_path)
+    return str(src.with_name(f"{src.stem}_colour{src.suffix or '.mkv'}"))

@@ -65,11 +65,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set steps_colorize=100.")
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(), help="Folder for numbered run folders.")
 @click.option("--until", "until", type=int, help="Stop at this step (then export the model).")
-@click.option("--export", "export", type=click.Path(), help="Also save the final model as EXPORT.safetensors/.json.")
+@click.option("--export", "export", type=click.Path(), help="Also save the final model as EXPORT.safetensors/.json (float16 weights, for shipping).")
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 @handle_errors
 def train(config_path, data, resume, style_images, overrides, runs_root, until, export, quiet) -> None:
     """Train a generator (colorization, then styles); --resume continues a run exactly."""
+    import torch
+
     from vidcolor.config import load
     from vidcolor.models.weights import save_generator
     from vidcolor.training.trainer import Trainer, start_run
@@ -89,7 +91,7 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
         raise UsageError("no training data: give --data DIR (photo folders or colour clips) or 'data' in the config")
     stem = trainer.train(paths, stop_at=until)
     if export:
-        save_generator(trainer.ema, Path(export).with_suffix(""), trainer.provenance(paths))
+        save_generator(trainer.ema, Path(export).with_suffix(""), trainer.provenance(paths), dtype=torch.float16)
     click.echo(f"model: {stem}.safetensors (run {trainer.run_dir}, step {trainer.step})")
 
 

@@ -755,3 +755,38 @@ def test_property_config_bytes_never_crash(tmp_path_factory, data):
         load(path)
     except ConfigError as exc:
         assert str(path) in str(exc)
+
+
+def test_concealed_frames_are_counted_and_reported(tmp_path, caplog):
+    """Damage inside H.264 slices that the decoder patches over (no packet is rejected) is
+    still reported: the run finishes and says how many frames were concealed."""
+    import logging
+
+    import av
+
+    from tests.media import make_clip
+    from tests.test_pipeline import tiny_generator
+    from vidcolor.config import ColorizeConfig
+    from vidcolor.pipeline.run import colorize
+
+    clean = make_clip(tmp_path / "clean.mp4", width=160, height=96, frames=40, content="moving", gop=10).path
+    damaged = tmp_path / "damaged.mp4"
+    with av.open(str(clean)) as src, av.open(str(damaged), "w") as dst:
+        s_in = src.streams.video[0]
+        s_out = dst.add_stream_from_template(s_in)
+        for i, packet in enumerate(p for p in src.demux(s_in) if p.size):
+            data = bytearray(bytes(packet))
+            if not packet.is_keyframe and i in (13, 14, 15) and len(data) > 60:
+                for k in range(30, len(data), 11):
+                    data[k] ^= 0x5A  # flip bits inside the slice data, keep the NAL structure
+            copy = av.Packet(bytes(data))
+            copy.pts, copy.dts, copy.time_base, copy.is_keyframe = packet.pts, packet.dts, packet.time_base, packet.is_keyframe
+            copy.stream = s_out
+            dst.mux(copy)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="vidcolor"):
+        report = colorize(ColorizeConfig(input=str(damaged), output=str(out), render_size=32, quiet=True, force=True),
+                          model=tiny_generator())
+    assert report.frames == 40 and report.corrupt_packets == 0
+    assert report.concealed >= 1
+    assert f"{report.concealed} frames concealed" in caplog.text

@@ -47,6 +47,7 @@ class DecodeStats:
     decoded: int = 0  # frames handed out
     corrupt_packets: int = 0  # packets the decoder rejected (skipped)
     dropped: int = 0  # frames of the requested range that never came out of the decoder
+    concealed: int = 0  # frames decoded with damage the decoder patched (FFmpeg's corrupt flag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +293,7 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
                 previous_index = index
                 delivered += 1
                 stats.decoded += 1
+                stats.concealed += bool(av_frame.is_corrupt)
                 yield Frame(index=index, pts=pts, y=y, cb=cb, cr=cr, interlaced=bool(av_frame.interlaced_frame))
         except av.error.FFmpegError as exc:
             if delivered == 0:

@@ -65,6 +65,7 @@ class RunReport:
         seconds: wall time.
         corrupt_packets: packets the decoder skipped.
         dropped: frames of the range that could not be decoded.
+        concealed: frames decoded with damage the decoder patched over.
         copied_streams: audio/subtitle/data streams copied.
         preview: the contact sheet written, if any.
     """
@@ -74,6 +75,7 @@ class RunReport:
     seconds: float
     corrupt_packets: int = 0
     dropped: int = 0
+    concealed: int = 0
     copied_streams: int = 0
     preview: str | None = None
 
@@ -441,9 +443,11 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     if cfg.preview and previews:
         write_contact_sheet(cfg.preview, previews)
         preview = cfg.preview
-    report = RunReport(cfg.output, frames_written, time.time() - t0, stats.corrupt_packets, stats.dropped, copied, preview)
-    if stats.corrupt_packets or stats.dropped:
-        log.warning("%s: %d corrupt packets skipped, %d frames could not be decoded", cfg.input, stats.corrupt_packets, stats.dropped)
+    report = RunReport(cfg.output, frames_written, time.time() - t0, stats.corrupt_packets, stats.dropped,
+                       stats.concealed, copied, preview)
+    if stats.corrupt_packets or stats.dropped or stats.concealed:
+        log.warning("%s: %d corrupt packets skipped, %d frames could not be decoded, %d frames concealed "
+                    "(decoded with damage patched over)", cfg.input, stats.corrupt_packets, stats.dropped, stats.concealed)
     return report
 
 

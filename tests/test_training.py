@@ -511,3 +511,43 @@ def test_shared_data_makes_training_pairs():
             item = ds[i]
             assert item["rgb"].shape == (2, 3, 32, 32) and torch.isfinite(item["flow"]).all()
             assert set(np.unique(item["flow_mask"].numpy())) <= {0.0, 1.0}
+
+
+def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
+    """configs/train/styles.toml's path: start from a model, learn a style, keep natural colour."""
+    from vidcolor.models.generator import build_generator
+    from vidcolor.models.weights import load_generator, save_generator
+
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.toml"
+    torch.manual_seed(3)
+    base = build_generator(load(tiny).model)
+    save_generator(base, tmp_path / "base")
+    painting = tmp_path / "swirls.png"
+    cv2.imwrite(str(painting), region_photo(9, size=64)[..., ::-1])
+
+    # The generator starts as the given model; the new style starts from natural colour's code.
+    cfg = load(tiny, {"init_from": str(tmp_path / "base.json"), "style_images": [str(painting)],
+                      "steps_colorize": 0, "steps_style": 2})
+    trainer = Trainer(cfg, tmp_path / "run0")
+    ours, theirs = trainer.generator.state_dict(), base.state_dict()
+    for key, value in theirs.items():
+        if key != "style_embedding.weight":
+            assert torch.equal(ours[key], value), key
+    table = ours["style_embedding.weight"]
+    assert table.shape[0] == 2 and torch.equal(table[0], theirs["style_embedding.weight"][0])
+    assert torch.equal(table[1], table[0])
+
+    # And through the CLI: two style steps give a model carrying both styles.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    result = CliRunner().invoke(main, [
+        "train", "--config", str(tiny), "--data", str(photos), "--runs", str(tmp_path / "runs"), "--quiet",
+        "--style-image", str(painting), "--set", f"init_from='{tmp_path / 'base.json'}'",
+        "--set", "steps_colorize=0", "--set", "steps_style=2",
+    ])
+    assert result.exit_code == 0, result.output
+    model, meta = load_generator(next((tmp_path / "runs").iterdir()) / "model.json")
+    assert model.style_names == ("natural", "swirls")
+    assert meta["provenance"]["style_images"] == [str(painting)]

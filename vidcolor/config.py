@@ -85,6 +85,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     data: tuple[str, ...] = ()
     style_images: tuple[str, ...] = ()
+    init_from: str = ""  # a model (name or path) whose weights start the generator ("": random)
     video_fraction: float = 0.3  # share of pairs drawn from clips (rest: photos under affine motion)
     hint_probability: float = 0.5  # share of samples given true-chroma hints
     max_photo_side: int = 512  # photos are cached at most this size

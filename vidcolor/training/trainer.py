@@ -32,7 +32,7 @@ from vidcolor.losses.perceptual import gram
 from vidcolor.models.discriminator import build_discriminator
 from vidcolor.models.features import load_vgg_features
 from vidcolor.models.generator import build_generator
-from vidcolor.models.weights import save_generator
+from vidcolor.models.weights import load_generator, save_generator
 from vidcolor.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidcolor.training.data import DataOptions, PairDataset, load_photo, load_sources, make_loader
 
@@ -83,6 +83,8 @@ class Trainer:
         self.config = config
         torch.manual_seed(config.seed)
         self.generator = build_generator(config.model).to(self.device)
+        if config.init_from:
+            self._init_generator(config.init_from)
         self.discriminator = build_discriminator(config.discriminator).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         betas = (config.beta1, config.beta2)
@@ -108,6 +110,31 @@ class Trainer:
             log.addHandler(stream)
         log.setLevel(logging.INFO)
         log.propagate = False
+
+    def _init_generator(self, name_or_path: str) -> None:
+        """Start the generator from a trained model (e.g. add styles to the default model).
+
+        Tensors whose shapes match are copied; the style table keeps the rows both models
+        share (natural colour first) and new styles start from natural colour's row, so the
+        style phase begins from the model's own natural colours.
+        """
+        source, _ = load_generator(name_or_path)
+        theirs = source.state_dict()
+        ours = self.generator.state_dict()
+        copied = 0
+        for key, value in theirs.items():
+            if key not in ours:
+                continue
+            if ours[key].shape == value.shape:
+                ours[key] = value.clone()
+                copied += 1
+            elif key == "style_embedding.weight" and ours[key].shape[1:] == value.shape[1:]:
+                rows = min(ours[key].shape[0], value.shape[0])
+                ours[key][:rows] = value[:rows]
+                ours[key][rows:] = value[0]
+                copied += 1
+        self.generator.load_state_dict(ours)
+        log.info("generator initialised from %s (%d of %d tensors)", name_or_path, copied, len(ours))
 
     def _style_grams(self) -> dict[str, torch.Tensor] | None:
         """Gram matrices of each style image at crop scale (row 0, natural, is unused)."""

@@ -62,9 +62,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int, model: str) -> dict:
+def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int, model: str, threads: int = 0) -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
+
+    if threads:
+        torch.set_num_threads(threads)
 
     from vidcolor.io.decode import iter_frames
     from vidcolor.io.encode import OutputWriter
@@ -120,7 +123,8 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int
 def run_child(kind: str, clip: str, args) -> dict:
     """Run ``measure`` in a fresh process (separate memory peaks, no warm caches shared)."""
     cmd = [sys.executable, __file__, "--child", kind, "--clip", clip, "--device", args.device,
-           "--render-size", str(args.render_size), "--batch-size", str(args.batch_size), "--model", args.model]
+           "--render-size", str(args.render_size), "--batch-size", str(args.batch_size), "--model", args.model,
+           "--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -134,11 +138,13 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default="default")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.clip, args.device, args.render_size, args.batch_size, args.model)))
+        print(json.dumps(measure(args.child, args.clip, args.device, args.render_size, args.batch_size, args.model,
+                                 args.threads)))
         return
     import torch
 
@@ -147,6 +153,7 @@ def main() -> None:
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "device": args.device, "render_size": args.render_size, "batch_size": args.batch_size, "model": args.model,
+        "torch_threads": args.threads or torch.get_num_threads(),
         "results": [],
     }
     with tempfile.TemporaryDirectory() as tmp:

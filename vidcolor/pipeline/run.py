@@ -197,10 +197,10 @@ def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int,
 
 
 def write_contact_sheet(path: str | Path, rows: list[tuple[np.ndarray, ...]]) -> None:
-    """Write rows of images side by side as one PNG (atomically).
+    """Write rows of images side by side as one image (atomically; PNG or JPEG by extension).
 
     Args:
-        path: the PNG to write.
+        path: the image to write.
         rows: tuples of uint8 RGB images (e.g. input, output[, truth]); images in a row share
             their height.
     """
@@ -212,10 +212,11 @@ def write_contact_sheet(path: str | Path, rows: list[tuple[np.ndarray, ...]]) ->
     lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)), constant_values=255) for line in lines]
     gap = np.full((4, width, 3), 255, np.uint8)
     sheet = np.concatenate([x for line in lines for x in (line, gap)][:-1], axis=0)
+    suffix = Path(path).suffix.lower() or ".png"
     with atomic_output(path, overwrite=True) as tmp:
-        ok, data = cv2.imencode(".png", sheet[..., ::-1])
+        ok, data = cv2.imencode(suffix, sheet[..., ::-1])
         if not ok:
-            raise OutputError(f"{path}: cannot encode the contact sheet as PNG")
+            raise OutputError(f"{path}: cannot write a contact sheet as {suffix!r} (use .png or .jpg)")
         data.tofile(str(tmp))
 
 

@@ -551,3 +551,20 @@ def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
     model, meta = load_generator(next((tmp_path / "runs").iterdir()) / "model.json")
     assert model.style_names == ("natural", "swirls")
     assert meta["provenance"]["style_images"] == [str(painting)]
+
+
+def test_resume_without_data_trains_on_what_the_run_started_with(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.toml"
+    runs = tmp_path / "runs"
+    first = CliRunner().invoke(main, ["train", "--config", str(tiny), "--data", str(photos), "--runs", str(runs),
+                                      "--quiet", "--until", "2"])
+    assert first.exit_code == 0, first.output
+    run_dir = next(runs.iterdir())
+    again = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert "step 4" in again.output
+    assert load_checkpoint(run_dir)["data"] == [str(photos)]

@@ -86,7 +86,8 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
             settings["style_images"] = list(style_images)
         config = load(config_path, settings)
         trainer = start_run(config, Path(runs_root), quiet=quiet)
-    paths = list(trainer.config.data) + list(data)
+    # A resumed run trains on what it started with unless --data says otherwise.
+    paths = list(trainer.config.data) + (list(data) or (trainer.data_paths if resume else []))
     if not paths:
         raise UsageError("no training data: give --data DIR (photo folders or colour clips) or 'data' in the config")
     stem = trainer.train(paths, stop_at=until)

@@ -96,6 +96,7 @@ class Trainer:
                  "" if self.vgg.source.startswith("imagenet") else " (ImageNet weights not in the torch cache)")
         self.objective = Objective(config.loss, self.vgg, self._style_grams())
         self.step = 0
+        self.data_paths: list[str] = []  # what train() was given; a resume uses it again
         self.total_steps = config.steps_colorize + config.steps_style
         (self.run_dir / "config.toml").write_text(dump_toml(to_dict(config)), encoding="utf-8")
 
@@ -194,6 +195,7 @@ class Trainer:
             "rng": rng_state(),
             "config": to_dict(self.config),
             "vgg": self.vgg.source,
+            "data": list(self.data_paths),
         }
 
     def load_state(self, payload: dict[str, Any]) -> None:
@@ -206,6 +208,7 @@ class Trainer:
         self.scaler.load_state_dict(payload["scaler"])
         set_rng_state(payload["rng"])
         self.step = int(payload["step"])
+        self.data_paths = list(payload.get("data", []))
 
     @classmethod
     def resume(cls, run_dir: Path, quiet: bool = False) -> "Trainer":
@@ -336,6 +339,7 @@ class Trainer:
             Path stem of the exported EMA generator (``run_dir/model``).
         """
         cfg = self.config
+        self.data_paths = [str(p) for p in data_paths]
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         dataset, batches = self.build_loader(data_paths)
         bar = tqdm(total=end, initial=self.step, disable=self.quiet, desc=self.run_dir.name, dynamic_ncols=True)

@@ -518,15 +518,14 @@ def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
     from vidcolor.models.generator import build_generator
     from vidcolor.models.weights import load_generator, save_generator
 
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.toml"
     torch.manual_seed(3)
-    base = build_generator(load(tiny).model)
+    base = build_generator(load(TINY).model)
     save_generator(base, tmp_path / "base")
     painting = tmp_path / "swirls.png"
     cv2.imwrite(str(painting), region_photo(9, size=64)[..., ::-1])
 
     # The generator starts as the given model; the new style starts from natural colour's code.
-    cfg = load(tiny, {"init_from": str(tmp_path / "base.json"), "style_images": [str(painting)],
+    cfg = load(TINY, {"init_from": str(tmp_path / "base.json"), "style_images": [str(painting)],
                       "steps_colorize": 0, "steps_style": 2})
     trainer = Trainer(cfg, tmp_path / "run0")
     ours, theirs = trainer.generator.state_dict(), base.state_dict()
@@ -543,7 +542,7 @@ def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
     for i in range(3):
         cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
     result = CliRunner().invoke(main, [
-        "train", "--config", str(tiny), "--data", str(photos), "--runs", str(tmp_path / "runs"), "--quiet",
+        "train", "--config", str(TINY), "--data", str(photos), "--runs", str(tmp_path / "runs"), "--quiet",
         "--style-image", str(painting), "--set", f"init_from='{tmp_path / 'base.json'}'",
         "--set", "steps_colorize=0", "--set", "steps_style=2",
     ])
@@ -558,9 +557,8 @@ def test_resume_without_data_trains_on_what_the_run_started_with(tmp_path):
     photos.mkdir()
     for i in range(3):
         cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "train" / "tiny.toml"
     runs = tmp_path / "runs"
-    first = CliRunner().invoke(main, ["train", "--config", str(tiny), "--data", str(photos), "--runs", str(runs),
+    first = CliRunner().invoke(main, ["train", "--config", str(TINY), "--data", str(photos), "--runs", str(runs),
                                       "--quiet", "--until", "2"])
     assert first.exit_code == 0, first.output
     run_dir = next(runs.iterdir())

@@ -238,7 +238,8 @@ def _wait_for_partial(folder: Path, timeout: float = 60.0) -> None:
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_killed_run_leaves_nothing_under_the_final_name(tmp_path, model_path, sig, code):
-    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=150, content="grey").path
+    # Long enough (several seconds) that the signal always lands mid-run, even on a fast machine.
+    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=600, content="grey").path
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "film.mkv"
@@ -248,7 +249,8 @@ def test_killed_run_leaves_nothing_under_the_final_name(tmp_path, model_path, si
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     _wait_for_partial(out_dir)
-    time.sleep(0.3)
+    time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err

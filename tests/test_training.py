@@ -566,3 +566,17 @@ def test_resume_without_data_trains_on_what_the_run_started_with(tmp_path):
     assert again.exit_code == 0, again.output
     assert "step 4" in again.output
     assert load_checkpoint(run_dir)["data"] == [str(photos)]
+
+
+def test_until_past_the_total_trains_a_finished_run_on(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    runs = tmp_path / "runs"
+    done = CliRunner().invoke(main, ["train", "--config", str(TINY), "--data", str(photos), "--runs", str(runs), "--quiet"])
+    assert done.exit_code == 0 and "step 4" in done.output, done.output
+    run_dir = next(runs.iterdir())
+    more = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--until", "6", "--quiet"])
+    assert more.exit_code == 0 and "step 6" in more.output, more.output
+    assert load_checkpoint(run_dir)["step"] == 6

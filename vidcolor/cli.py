@@ -64,7 +64,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--style-image", "style_images", multiple=True, type=click.Path(), help="Painting to learn as a style (repeatable).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set steps_colorize=100.")
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(), help="Folder for numbered run folders.")
-@click.option("--until", "until", type=int, help="Stop at this step (then export the model).")
+@click.option("--until", "until", type=int, help="Stop at this step and export; past the config's total, a finished run trains on.")
 @click.option("--export", "export", type=click.Path(), help="Also save the final model as EXPORT.safetensors/.json (float16 weights, for shipping).")
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 @handle_errors

@@ -333,14 +333,17 @@ class Trainer:
 
         Args:
             data_paths: photo folders and clips (the config's ``data`` plus ``--data``).
-            stop_at: step to stop at early (tests use this to simulate an interruption).
+            stop_at: step to stop at, before the config's total (an interruption) or after it
+                (more training in the last phase).
 
         Returns:
             Path stem of the exported EMA generator (``run_dir/model``).
         """
         cfg = self.config
         self.data_paths = [str(p) for p in data_paths]
-        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        # stop_at may pass the config's total: a finished run then trains on in its last phase
+        # (a run can span several sittings).
+        end = self.total_steps if stop_at is None else stop_at
         dataset, batches = self.build_loader(data_paths)
         bar = tqdm(total=end, initial=self.step, disable=self.quiet, desc=self.run_dir.name, dynamic_ncols=True)
         try:

@@ -513,6 +513,15 @@ def test_shared_data_makes_training_pairs():
             assert set(np.unique(item["flow_mask"].numpy())) <= {0.0, 1.0}
 
 
+def photo_folder(tmp_path: Path, count: int = 3) -> Path:
+    """A folder of small colourful training photos."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(count):
+        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    return photos
+
+
 def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
     """configs/train/styles.toml's path: start from a model, learn a style, keep natural colour."""
     from vidcolor.models.generator import build_generator
@@ -537,10 +546,7 @@ def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
     assert torch.equal(table[1], table[0])
 
     # And through the CLI: two style steps give a model carrying both styles.
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    photos = photo_folder(tmp_path)
     result = CliRunner().invoke(main, [
         "train", "--config", str(TINY), "--data", str(photos), "--runs", str(tmp_path / "runs"), "--quiet",
         "--style-image", str(painting), "--set", f"init_from='{tmp_path / 'base.json'}'",
@@ -553,10 +559,7 @@ def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
 
 
 def test_resume_without_data_trains_on_what_the_run_started_with(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    photos = photo_folder(tmp_path)
     runs = tmp_path / "runs"
     first = CliRunner().invoke(main, ["train", "--config", str(TINY), "--data", str(photos), "--runs", str(runs),
                                       "--quiet", "--until", "2"])
@@ -569,10 +572,7 @@ def test_resume_without_data_trains_on_what_the_run_started_with(tmp_path):
 
 
 def test_until_past_the_total_trains_a_finished_run_on(tmp_path):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(photos / f"p{i}.png"), region_photo(i, size=64)[..., ::-1])
+    photos = photo_folder(tmp_path)
     runs = tmp_path / "runs"
     done = CliRunner().invoke(main, ["train", "--config", str(TINY), "--data", str(photos), "--runs", str(runs), "--quiet"])
     assert done.exit_code == 0 and "step 4" in done.output, done.output

@@ -553,9 +553,16 @@ def test_style_phase_from_a_trained_model_adds_styles(tmp_path):
         "--set", "steps_colorize=0", "--set", "steps_style=2",
     ])
     assert result.exit_code == 0, result.output
-    model, meta = load_generator(next((tmp_path / "runs").iterdir()) / "model.json")
+    run_dir = next((tmp_path / "runs").iterdir())
+    model, meta = load_generator(run_dir / "model.json")
     assert model.style_names == ("natural", "swirls")
     assert meta["provenance"]["style_images"] == [str(painting)]
+
+    # Resuming needs only the checkpoint: the model the run started from may be gone.
+    (tmp_path / "base.json").unlink()
+    (tmp_path / "base.safetensors").unlink()
+    again = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--until", "3", "--quiet"])
+    assert again.exit_code == 0, again.output
 
 
 def test_resume_without_data_trains_on_what_the_run_started_with(tmp_path):

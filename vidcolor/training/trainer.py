@@ -67,9 +67,11 @@ class Trainer:
         config: the resolved training config.
         run_dir: the run folder (created if missing).
         quiet: plain log lines instead of a progress bar.
+        initialise: start the generator from ``config.init_from`` (a resume skips this: its
+            checkpoint holds the weights, and the model it started from may be gone).
     """
 
-    def __init__(self, config: TrainConfig, run_dir: Path, quiet: bool = False):
+    def __init__(self, config: TrainConfig, run_dir: Path, quiet: bool = False, initialise: bool = True):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.quiet = quiet
@@ -83,7 +85,7 @@ class Trainer:
         self.config = config
         torch.manual_seed(config.seed)
         self.generator = build_generator(config.model).to(self.device)
-        if config.init_from:
+        if config.init_from and initialise:
             self._init_generator(config.init_from)
         self.discriminator = build_discriminator(config.discriminator).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
@@ -223,7 +225,7 @@ class Trainer:
         """
         payload = load_checkpoint(run_dir)
         config = from_dict(TrainConfig, payload["config"])
-        trainer = cls(config, run_dir, quiet=quiet)
+        trainer = cls(config, run_dir, quiet=quiet, initialise=False)
         trainer.load_state(payload)
         log.info("resumed %s at step %d", run_dir, trainer.step)
         return trainer
@@ -379,18 +381,4 @@ def start_run(config: TrainConfig, runs_root: Path, quiet: bool = False) -> Trai
         A trainer at step 0.
     """
     return Trainer(config, next_run_dir(Path(runs_root), config.name), quiet=quiet)
-
-
-def export_model(trainer: Trainer, stem: Path, data_paths: list[str]) -> tuple[Path, Path]:
-    """Save a trainer's EMA generator as a shippable model.
-
-    Args:
-        trainer: a trainer (after training).
-        stem: output path without extension.
-        data_paths: data it was trained on.
-
-    Returns:
-        (weights path, json path).
-    """
-    return save_generator(trainer.ema, stem, trainer.provenance(data_paths))
 

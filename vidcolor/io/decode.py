@@ -12,6 +12,7 @@ import itertools
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import av
@@ -307,3 +308,27 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
             f"no frame of {path} could be decoded ({stats.corrupt_packets} corrupt packets); "
             "the file is damaged or its codec is unsupported"
         )
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read a still image as float RGB in [0, 1] (8- or 16-bit, grey or colour, alpha dropped).
+
+    Args:
+        path: image file.
+
+    Returns:
+        ``(H, W, 3)`` float32.
+    """
+    import cv2  # only stills need it; keeps `import vidcolor.io` light
+
+    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None:
+        raise InputError(f"{path}: not a readable image")
+    top = 65535.0 if img.dtype == np.uint16 else 255.0
+    img = img.astype(np.float32) / top
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] == 1:
+        return np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[..., 2::-1] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2))

@@ -56,6 +56,7 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import iter_frames
+from vidcolor.io.decode import read_image
 from vidcolor.io.probe import IMAGE_EXTENSIONS, find_media, probe
 from vidcolor.metrics.image import colourfulness, colourfulness_ratio, image_report
 from vidcolor.metrics.temporal import cdc, frame_luma, warp_error
@@ -64,7 +65,7 @@ from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
 from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
-from vidcolor.pipeline.run import colorize_luma, planes_to_rgb, read_image
+from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
 
 log = logging.getLogger("vidcolor")

@@ -21,9 +21,12 @@ from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
+import torch
 
+from vidcolor.color import rgb_to_ycbcr
 from vidcolor.errors import InputError, UsageError
 from vidcolor.flow import consistency_mask, dis_flow, is_scene_cut, warp
+from vidcolor.io.decode import read_image
 from vidcolor.io.probe import IMAGE_EXTENSIONS
 
 DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)
@@ -66,14 +69,13 @@ def read_reference(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.nd
     Returns:
         (luma ``(h, w)``, chroma ``(2, h, w)``) float32.
     """
-    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if img is None:
-        raise InputError(f"reference {path}: not found or not an image (give a PNG, JPEG or TIFF)")
-    rgb = cv2.resize(img[..., ::-1].astype(np.float32) / 255.0, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return y, np.stack(((b - y) / 1.772, (r - y) / 1.402))
+    try:
+        rgb = read_image(path)
+    except InputError:
+        raise InputError(f"reference {path}: not found or not an image (give a PNG, JPEG or TIFF)") from None
+    small = cv2.resize(rgb, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    ycc = rgb_to_ycbcr(torch.from_numpy(small).permute(2, 0, 1)).numpy()
+    return ycc[0], ycc[1:]
 
 
 def _carry(chroma: np.ndarray, confidence: np.ndarray, luma_from: np.ndarray, luma_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

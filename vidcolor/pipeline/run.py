@@ -36,7 +36,7 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output, check_output_path
-from vidcolor.io.decode import DecodeStats, Frame, iter_frames
+from vidcolor.io.decode import DecodeStats, Frame, iter_frames, read_image
 from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, shift_bits
 from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
@@ -464,28 +464,6 @@ def _preview_row(frame: Frame, video, fmt: OutputFormat, y, cb, cr) -> tuple[np.
 
 
 # ----- still images -------------------------------------------------------------------------
-
-
-def read_image(path: str) -> np.ndarray:
-    """Read a still image as float RGB in [0, 1] (8- or 16-bit, grey or colour, alpha dropped).
-
-    Args:
-        path: image file.
-
-    Returns:
-        ``(H, W, 3)`` float32.
-    """
-    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if img is None:
-        raise InputError(f"{path}: not a readable image")
-    top = 65535.0 if img.dtype == np.uint16 else 255.0
-    img = img.astype(np.float32) / top
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[2] == 1:
-        return np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img[..., 2::-1] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2))
 
 
 def colorize_luma(model: Generator, luma: torch.Tensor, render_size: int, device: torch.device,

@@ -84,7 +84,8 @@ def style_sheet(model, image_path: str, sheet_path: str, render_size: int = 256,
     """
     from vidcolor.io.decode import iter_frames
     from vidcolor.io.probe import media_kind, probe
-    from vidcolor.pipeline.run import colorize_luma, read_image, write_contact_sheet
+    from vidcolor.io.decode import read_image
+    from vidcolor.pipeline.run import colorize_luma, write_contact_sheet
 
     if media_kind(image_path) == "image":
         rgb = torch.from_numpy(read_image(image_path)).permute(2, 0, 1)

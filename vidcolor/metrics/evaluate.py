@@ -62,7 +62,7 @@ from vidcolor.metrics.image import colourfulness, colourfulness_ratio, image_rep
 from vidcolor.metrics.temporal import cdc, frame_luma, warp_error
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
-from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
+from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
 from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
@@ -143,21 +143,6 @@ def compose(luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
     y = torch.from_numpy(np.ascontiguousarray(luma, dtype=np.float32))[None]
     c = torch.zeros(2, *y.shape[1:]) if chroma is None else torch.from_numpy(np.ascontiguousarray(chroma, dtype=np.float32))
     return ycbcr_to_rgb(torch.cat((y, c))).clamp(0, 1).permute(1, 2, 0).numpy()
-
-
-def upsample_chroma(chroma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Render-size chroma to ``size`` (height, width), bilinear as ``run.chroma_to_planes``.
-
-    Args:
-        chroma: ``(2, h, w)`` float32.
-        size: (H, W).
-
-    Returns:
-        ``(2, H, W)`` float32.
-    """
-    h, w = size
-    up = cv2.resize(np.ascontiguousarray(chroma.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(up.transpose(2, 0, 1))
 
 
 def _truth_metrics(truth_c: float, metrics: Sequence[str], warp: float | None = None, cdc_value: float | None = None) -> dict:

@@ -55,6 +55,21 @@ def luma_to_unit(y: np.ndarray, bit_depth: int, full_range: bool, shape: tuple[i
     return np.clip((small - lo) / span, 0.0, 1.0)
 
 
+def upsample_chroma(chroma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Render-size chroma to ``size`` (height, width), bilinear (the pipeline's chroma upsampling).
+
+    Args:
+        chroma: ``(2, h, w)`` float32.
+        size: (H, W).
+
+    Returns:
+        ``(2, H, W)`` float32.
+    """
+    h, w = size
+    up = cv2.resize(np.ascontiguousarray(chroma.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(up.transpose(2, 0, 1))
+
+
 @dataclass
 class Batch:
     """Frames grouped for one generator call.

@@ -42,7 +42,7 @@ from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
-from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
+from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
@@ -162,8 +162,7 @@ def chroma_to_planes(chroma: np.ndarray, fmt: OutputFormat) -> tuple[np.ndarray,
         (cb, cr) code planes at ``fmt.chroma_size`` in ``fmt.dtype``.
     """
     ch, cw = fmt.chroma_size
-    up = cv2.resize(np.ascontiguousarray(chroma.transpose(1, 2, 0)), (cw, ch), interpolation=cv2.INTER_LINEAR)
-    c = torch.from_numpy(up).permute(2, 0, 1)
+    c = torch.from_numpy(upsample_chroma(chroma, (ch, cw)))
     # Chroma conversion between matrices does not depend on luma (grey maps to zero chroma
     # in every matrix), so a zero luma stands in for the stream's.
     c = convert_chroma(torch.zeros(1, ch, cw), c, MODEL_MATRIX, fmt.matrix)

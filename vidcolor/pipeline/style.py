@@ -17,6 +17,7 @@ import torch
 from vidcolor.color import chroma_unit_to_codes, luma_codes_to_unit, luma_unit_to_codes, rgb_to_ycbcr
 from vidcolor.errors import UsageError
 from vidcolor.io.encode import OutputFormat
+from vidcolor.pipeline.batch import upsample_chroma
 
 
 def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> torch.Tensor:
@@ -63,8 +64,8 @@ def styled_planes(rgb: np.ndarray, seen_luma: np.ndarray, y_codes: np.ndarray, s
     source = luma_codes_to_unit(torch.from_numpy(y_codes.astype(np.float32)), source_depth, source_full_range)
     y = luma_unit_to_codes((source + torch.from_numpy(change)).clamp(0.0, 1.0), fmt.bit_depth, fmt.full_range)
     ch, cw = fmt.chroma_size
-    chroma = cv2.resize(np.ascontiguousarray(ycc[1:].permute(1, 2, 0).numpy()), (cw, ch), interpolation=cv2.INTER_LINEAR)
-    codes = chroma_unit_to_codes(torch.from_numpy(chroma).permute(2, 0, 1), fmt.bit_depth, fmt.full_range)
+    chroma = upsample_chroma(ycc[1:].numpy(), (ch, cw))
+    codes = chroma_unit_to_codes(torch.from_numpy(chroma), fmt.bit_depth, fmt.full_range)
     dtype = fmt.dtype
     return y.numpy().astype(dtype), codes[0].numpy().astype(dtype), codes[1].numpy().astype(dtype)
 

@@ -20,6 +20,27 @@ def cfg(src, out, **kw) -> ColorizeConfig:
     return ColorizeConfig(**base)
 
 
+def interrupt_segment(monkeypatch, number: int) -> dict:
+    """Make the given segment's render (1-based) raise KeyboardInterrupt, like Ctrl-C mid-run.
+
+    Returns:
+        The call counter (``{"n": renders started}``); set it negative to count later renders.
+    """
+    import vidcolor.pipeline.run as run_module
+
+    real = run_module.run_video
+    calls = {"n": 0}
+
+    def interrupted(c, m=None):
+        calls["n"] += 1
+        if calls["n"] == number:
+            raise KeyboardInterrupt
+        return real(c, m)
+
+    monkeypatch.setattr(run_module, "run_video", interrupted)
+    return calls
+
+
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "film.mkv", frames=36, lossless=True, audio="aac", content="moving")
     model = tiny_generator()
@@ -27,18 +48,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monke
     colorize(cfg(clip.path, whole), model)
 
     out = tmp_path / "out.mkv"
-    import vidcolor.pipeline.run as run_module
-
-    real = run_module.run_video
-    calls = {"n": 0}
-
-    def crash_on_third_segment(c, m=None):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(c, m)
-
-    monkeypatch.setattr(run_module, "run_video", crash_on_third_segment)
+    calls = interrupt_segment(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         colorize(cfg(clip.path, out), model)
     layout = segment_layout(cfg(clip.path, out))
@@ -61,17 +71,7 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monke
 def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
     out = tmp_path / "out.mkv"
-    import vidcolor.pipeline.run as run_module
-
-    real = run_module.run_video
-
-    def crash_second(c, m=None, calls={"n": 0}):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(c, m)
-
-    monkeypatch.setattr(run_module, "run_video", crash_second)
+    interrupt_segment(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         colorize(cfg(clip.path, out), tiny_generator())
     with pytest.raises(UsageError, match="render_size"):

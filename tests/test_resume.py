@@ -31,11 +31,11 @@ def interrupt_segment(monkeypatch, number: int) -> dict:
     real = run_module.run_video
     calls = {"n": 0}
 
-    def interrupted(c, m=None):
+    def interrupted(c, m=None, info=None):
         calls["n"] += 1
         if calls["n"] == number:
             raise KeyboardInterrupt
-        return real(c, m)
+        return real(c, m, info)
 
     monkeypatch.setattr(run_module, "run_video", interrupted)
     return calls

@@ -60,7 +60,7 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
     Returns:
         A ``RunReport`` for the whole film.
     """
-    from vidcolor.pipeline.run import RunReport, check_video_input, colorize  # run.py dispatches here
+    from vidcolor.pipeline import run  # run.py dispatches here, so it is imported when called
 
     if cfg.frames:
         raise UsageError("--resume renders the whole film; for a frame range use --frames alone (a farm chunk)")
@@ -70,7 +70,7 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
         raise UsageError(f"segment length must be at least 1 frame, got {cfg.segment_frames}")
     t0 = time.time()
     info = probe(cfg.input, verdict=True)
-    check_video_input(cfg, info)
+    run.check_video_input(cfg, info)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input])
     plan = plan_chunks(info.video.frame_count, cfg.segment_frames)
     layout = segment_layout(cfg)
@@ -88,10 +88,10 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
         for start, end in todo:
             segment = replace(cfg, output=str(layout.path((start, end))), frames=format_range((start, end)),
                               resume=False, overwrite=True, quiet=True)
-            colorize(segment, model)
+            run.run_video(segment, model, info)  # one probe serves every segment
             bar.update(end - start + 1)
     finally:
         bar.close()
     report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input, overwrite=cfg.overwrite)
     remove_chunks(layout, plan)
-    return RunReport(cfg.output, report.frames, time.time() - t0, copied_streams=report.copied_streams)
+    return run.RunReport(cfg.output, report.frames, time.time() - t0, copied_streams=report.copied_streams)

@@ -381,19 +381,21 @@ def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: Referenc
     stages.put(out, _END)
 
 
-def run_video(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
+def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaInfo | None = None) -> RunReport:
     """Colorize a video file (see module docstring).
 
     Args:
         cfg: the run's options.
         model: a generator to use instead of loading ``cfg.model`` (tests, scripts).
+        info: the input already probed with its verdict (resumable runs probe once for all
+            their segments); None probes here.
 
     Returns:
         A ``RunReport``.
     """
     t0 = time.time()
     _check_options(cfg)
-    info = probe(cfg.input, verdict=True)
+    info = info or probe(cfg.input, verdict=True)
     device = pick_device(cfg.device)
     plan = plan_video(cfg, info, device)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])

@@ -113,7 +113,7 @@ def test_report_schema_key_by_key(report, data):
     assert len(safe["model"]["sha256"]) == 64 and safe["model"]["provenance"] == {"note": "test model"}
     assert safe["settings"] == {
         "render_size": RENDER, "smooth": 0.8, "device": "cpu", "max_frames": None, "max_images": None,
-        "references": [], "colour_space": safe["settings"]["colour_space"],
+        "references": [], "style": None, "strength": None, "colour_space": safe["settings"]["colour_space"],
         "auc": {"max_threshold": 150.0, "steps": 151}, "cdc": {"bins": 32, "gaps": [1, 2]},
     }
     assert safe["inputs"] == [str(data["photos"]), str(data["clip"].path)]
@@ -285,7 +285,7 @@ def test_table_shows_every_dataset_and_method(report):
     assert sum(line.split()[:1] == ["per-frame"] for line in lines) == 2
     assert sum(line.split()[:1] == ["grey"] for line in lines) == 5
     header = next(line for line in lines if "warp(e-3)" in line)
-    assert header.split() == ["method", "PSNR", "SSIM", "colourf.", "ratio", "AuC", "warp(e-3)", "CDC(e-3)"]
+    assert header.split() == ["method", "PSNR", "SSIM", "colourf.", "ratio", "AuC", "warp(e-3)", "cwarp(e-3)", "CDC(e-3)"]
     truth_row = next(line for line in lines if line.split()[:1] == ["truth"])
     assert truth_row.split()[1:4] == ["-", "-", truth_row.split()[3]]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vidcolor.metrics import cdc, chroma_auc, clip_report, colourfulness, image_report, psnr, ssim
-from vidcolor.metrics.temporal import js_divergence, warp_error
+from vidcolor.metrics.temporal import js_divergence, warp_error, warp_errors
 
 LN2 = math.log(2.0)
 
@@ -145,6 +145,36 @@ def test_warp_error_of_flickering_colour_is_large():
     assert warp_error(flicker, flows_from=greys) > 50 * max(steady, 1e-5)
 
 
+def test_chroma_warp_error_ignores_luma_changes_and_sees_chroma_ones():
+    """On a static grey clip whose brightness pulses, every change is luma: the RGB warp error
+    is the squared step and the chroma warp error 0; a pure Cr step shows in both, by hand."""
+    static = np.full((16, 16), 0.5, np.float32)
+    greys = [np.full((16, 16, 3), v, np.float32) for v in (0.5, 0.6, 0.5)]
+    errs = warp_errors({"grey": greys}, [static] * 3)["grey"]
+    assert errs["warp_error"] == pytest.approx(0.01, rel=1e-5)  # (0.1)^2 on every channel
+    assert errs["warp_error_chroma"] == pytest.approx(0.0, abs=1e-12)
+    # Cr += d moves R by 1.402 d and G by -0.714136 d (BT.601), B not at all.
+    d = 0.05
+    base = np.full((16, 16, 3), 0.5, np.float32)
+    shifted = base + np.array([1.402 * d, -0.714136 * d, 0.0], np.float32)
+    errs = warp_errors({"cr": [base, shifted]}, [static] * 2)["cr"]
+    assert errs["warp_error_chroma"] == pytest.approx(d * d / 2, rel=1e-4)  # Cb 0, Cr d
+    assert errs["warp_error"] == pytest.approx(((1.402 * d) ** 2 + (0.714136 * d) ** 2) / 3, rel=1e-4)
+
+
+def test_warp_errors_share_one_flow_and_match_warp_error():
+    clip = translated_clip()
+    gains = np.random.default_rng(3).uniform(0.8, 1.2, (len(clip), 3)).astype(np.float32)
+    flicker = [np.clip(f * g, 0, 1) for f, g in zip(clip, gains)]
+    greys = [f.mean(-1) for f in clip]
+    both = warp_errors({"steady": clip, "flicker": flicker}, greys)
+    assert both["steady"]["warp_error"] == pytest.approx(warp_error(clip, flows_from=greys), rel=1e-12)
+    assert both["flicker"]["warp_error"] == pytest.approx(warp_error(flicker, flows_from=greys), rel=1e-12)
+    assert both["flicker"]["warp_error_chroma"] > 20 * both["steady"]["warp_error_chroma"]
+    with pytest.raises(ValueError):
+        warp_errors({"short": clip[:-1]}, greys)
+
+
 def test_warp_error_needs_two_frames():
     assert math.isnan(warp_error([textured_rgb(8, 8)]))
 
@@ -186,7 +216,7 @@ def test_cdc_averages_gaps():
 def test_clip_report_of_perfect_prediction():
     clip = translated_clip(n=3)
     report = clip_report(clip, clip)
-    assert set(report) == {"psnr", "ssim", "colourfulness", "colourfulness_ratio", "auc", "warp_error", "cdc"}
+    assert set(report) == {"psnr", "ssim", "colourfulness", "colourfulness_ratio", "auc", "warp_error", "warp_error_chroma", "cdc"}
     assert all(type(v) is float for v in report.values())
     assert report["psnr"] == math.inf
     assert report["ssim"] == pytest.approx(1.0)

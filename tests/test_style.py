@@ -101,3 +101,82 @@ def test_styled_still_image(tmp_path, model_path):
         outs[name] = cv2.imread(str(out)).astype(int)
     assert outs["natural"].shape == (40, 56, 3)
     assert np.abs(outs["natural"] - outs["ink"]).mean() > 1.0
+
+
+# ----- styled video measured by `vidcolor eval --style` --------------------------------------
+
+
+class FlickeringStyler(Generator):
+    """A styled generator whose RGB jumps from frame to frame (an unstable per-frame style)."""
+
+    def forward(self, luma, *args, **kwargs):
+        out = super().forward(luma, *args, **kwargs)
+        if "rgb" in out:
+            noise = torch.randn(luma.shape[0], 3, 1, 1, generator=self.rng) * 0.08
+            out["rgb"] = (out["rgb"] + noise).clamp(0, 1)
+        return out
+
+
+def flickering_styler() -> Generator:
+    g = FlickeringStyler(base_channels=8, levels=2, max_channels=32, stem_factor=2, style_dim=8, z_dim=4,
+                         style_names=STYLES)
+    g.load_state_dict(styled_generator().state_dict())
+    g.rng = torch.Generator().manual_seed(5)
+    return g.eval()
+
+
+@pytest.fixture(scope="module")
+def colour_clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("styled-eval") / "clip.mkv", width=64, height=48, frames=8,
+                     lossless=True, content="moving")
+
+
+def test_eval_style_reports_the_styled_clip_with_and_without_smoothing(colour_clip):
+    from vidcolor.metrics import evaluate as ev
+
+    report = ev.evaluate(flickering_styler(), [colour_clip.path], render_size=32, smooth=0.8, device="cpu",
+                         progress=False, style="oil", strength=1.0)
+    assert report["settings"]["style"] == "oil" and report["settings"]["strength"] == 1.0
+    methods = report["datasets"][0]["methods"]
+    for method in ("model", "per-frame"):
+        row = methods[method]
+        assert list(row) == list(ev.CLIP_METRICS)
+        assert row["psnr"] is None and row["ssim"] is None and row["auc"] is None and row["colourfulness_ratio"] is None
+        assert row["colourfulness"] > 0 and row["warp_error"] > 0 and row["warp_error_chroma"] > 0
+    # The grey baseline and the truth are still measured against the truth.
+    assert methods["grey"]["psnr"] is not None and methods["truth"]["warp_error"] is not None
+    assert methods["model"]["warp_error"] < 0.7 * methods["per-frame"]["warp_error"], methods
+    assert "style oil at strength 1.0" in ev.format_table(report)
+
+
+def test_eval_style_measures_what_colorize_style_writes(tmp_path, model_path, colour_clip):
+    """The styled frames eval scores are the ones `colorize --style` writes (up to 8-bit codes
+    and 4:2:0 chroma): same colourfulness, and a style changes it."""
+    from vidcolor.metrics import evaluate as ev
+    from vidcolor.metrics.image import colourfulness
+
+    report = ev.evaluate(model_path[: -len(".json")], [colour_clip.path], render_size=32, smooth=0.8, device="cpu",
+                         progress=False, style="oil")
+    scored = report["datasets"][0]["methods"]["model"]["colourfulness"]
+    out = tmp_path / "styled.mkv"
+    colorize(ColorizeConfig(input=str(colour_clip.path), output=str(out), model=model_path, render_size=32,
+                            codec="ffv1", quiet=True, force=True, style="oil"))
+    written = float(np.mean([colourfulness(f.astype(np.float32) / 255) for f in ev.read_clip(out)]))
+    natural = report["datasets"][0]["methods"]["grey"]["colourfulness"]
+    assert written == pytest.approx(scored, rel=0.05)
+    assert abs(scored - natural) > 0.1 * scored
+
+
+def test_eval_style_refuses_photos_references_and_unknown_names(tmp_path, model_path, colour_clip):
+    from vidcolor.metrics import evaluate as ev
+
+    stem = model_path[: -len(".json")]
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.full((32, 32, 3), 128, np.uint8))
+    with pytest.raises(UsageError, match="clips alone"):
+        ev.evaluate(stem, [photos], render_size=32, device="cpu", progress=False, style="oil")
+    with pytest.raises(UsageError, match="clips alone"):
+        ev.evaluate(stem, [colour_clip.path], render_size=32, device="cpu", progress=False, style="oil", references=[0])
+    with pytest.raises(UsageError, match="natural, ink, oil"):
+        ev.evaluate(stem, [colour_clip.path], render_size=32, device="cpu", progress=False, style="watercolour")

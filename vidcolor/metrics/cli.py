@@ -22,10 +22,12 @@ from vidcolor.cli_common import handle_errors
 @click.option("--max-images", default=None, type=int, help="Use at most N photos of each folder.")
 @click.option("--reference-frame", "reference_frames", multiple=True, type=click.IntRange(min=0), metavar="N",
               help="Give the model the true colours of frame N of each clip as a reference (repeatable).")
+@click.option("--style", default=None, help="Measure this style of the model on the clips (how steady the styled video is).")
+@click.option("--strength", default=1.0, show_default=True, type=float, help="Strength of --style, 0 to 1.")
 @click.option("--quiet", is_flag=True, help="No progress bars; only the table.")
 @handle_errors
 def eval_command(data, model, json_path, render_size, smooth, device, max_frames, max_images, reference_frames,
-                 quiet) -> None:
+                 style, strength, quiet) -> None:
     """Score a model on colour photos and clips (made grey first) against grey and per-frame baselines.
 
     DATA are photo folders (grouped by folder), colour clips, or folders of clips.
@@ -37,7 +39,7 @@ def eval_command(data, model, json_path, render_size, smooth, device, max_frames
         check_output_path(json_path, overwrite=True)  # fail before a long run, not after
     report = evaluate(model, list(data), render_size=render_size, smooth=smooth, device=device,
                       max_frames=max_frames, max_images=max_images, references=list(reference_frames),
-                      progress=not quiet)
+                      progress=not quiet, style=style, strength=strength)
     click.echo(format_table(report))
     if json_path:
         write_json(report, json_path)

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
+from vidcolor.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
@@ -59,7 +59,7 @@ from vidcolor.io.decode import iter_frames
 from vidcolor.io.decode import read_image
 from vidcolor.io.probe import IMAGE_EXTENSIONS, find_media, probe
 from vidcolor.metrics.image import colourfulness, colourfulness_ratio, image_report
-from vidcolor.metrics.temporal import cdc, frame_luma, warp_error
+from vidcolor.metrics.temporal import cdc, frame_luma, warp_errors
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
@@ -67,6 +67,7 @@ from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
+from vidcolor.pipeline.style import style_weights, styled_luma
 
 log = logging.getLogger("vidcolor")
 
@@ -75,7 +76,7 @@ SCHEMA_VERSION = 1
 # Files a folder is searched for (an explicit file argument that is no image is tried as video).
 
 PHOTO_METRICS = ("psnr", "ssim", "colourfulness", "colourfulness_ratio", "auc")
-CLIP_METRICS = PHOTO_METRICS + ("warp_error", "cdc")
+CLIP_METRICS = PHOTO_METRICS + ("warp_error", "warp_error_chroma", "cdc")
 PHOTO_METHODS = ("model", "grey", "truth")
 CLIP_METHODS = ("model", "per-frame", "grey", "truth")
 ALL_PHOTOS = "all photos"
@@ -145,13 +146,15 @@ def compose(luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:
     return ycbcr_to_rgb(torch.cat((y, c))).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
-def _truth_metrics(truth_c: float, metrics: Sequence[str], warp: float | None = None, cdc_value: float | None = None) -> dict:
+def _truth_metrics(truth_c: float, metrics: Sequence[str], warps: dict[str, float] | None = None,
+                   cdc_value: float | None = None) -> dict:
     """The ``truth`` method's row: colourfulness (and temporal metrics), the rest null."""
     row: dict[str, float | None] = {m: None for m in metrics}
     row["colourfulness"] = truth_c
     row["colourfulness_ratio"] = colourfulness_ratio(truth_c, truth_c)
     if "warp_error" in row:
-        row["warp_error"], row["cdc"] = warp, cdc_value
+        row.update(warps or {})
+        row["cdc"] = cdc_value
     return row
 
 
@@ -173,7 +176,7 @@ def _aggregate(rows: Sequence[dict], truth_values: Sequence[float], metrics: Seq
     colourfulness (as ``clip_report``: steadier than a mean of ratios when some truths are
     nearly grey)."""
     out = {m: _mean(r[m] for r in rows) for m in metrics}
-    if out["colourfulness"] is not None:
+    if out["colourfulness"] is not None and out["colourfulness_ratio"] is not None:
         out["colourfulness_ratio"] = colourfulness_ratio(out["colourfulness"], float(np.mean(truth_values)))
     return out
 
@@ -374,6 +377,10 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
                   references: Sequence[int] = ()) -> dict:
     """Score the model (smoothed and per frame), grey and the truth on one colour clip.
 
+    With a ``ChromaGenerator`` in style mode (RGB head), ``model`` and ``per-frame`` are the
+    styled clip as ``colorize --style`` makes it, with and without smoothing; a style is not
+    meant to match the truth, so their PSNR, SSIM, AuC and colourfulness ratio are None.
+
     Args:
         generator: the pipeline's ``ChromaGenerator`` around the model.
         path: a colour clip.
@@ -392,6 +399,7 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         means, as in ``clip_report``; warp error uses DIS flow on the true luma for every
         method.
     """
+    styled = generator.head == "rgb"
     truth8 = read_clip(path, max_frames)
     n = len(truth8)
     size = truth8[0].shape[:2]
@@ -417,9 +425,15 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
 
         def predict(method: str, t: int, luma: np.ndarray) -> np.ndarray:
             c = chromas[method]
-            return compose(luma, None if c is None else upsample_chroma(c[t], size))
+            if c is None:
+                return compose(luma, None)
+            if styled:  # RGB at render size, rebuilt at full size as styled_planes does
+                ycc = rgb_to_ycbcr(torch.from_numpy(c[t])).numpy()
+                return compose(styled_luma(ycc[0], small[t], luma), upsample_chroma(ycc[1:], size))
+            return compose(luma, upsample_chroma(c[t], size))
 
-        # 3. Image metrics frame by frame (one full-size frame per method at a time).
+        # 3. Image metrics frame by frame (one full-size frame per method at a time). A style
+        #    is not meant to match the truth: only its colourfulness is measured.
         rows: dict[str, list[dict]] = {m: [] for m in chromas}
         truth_values = []
         for t in range(n):
@@ -427,30 +441,34 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
             luma = frame_luma(true_rgb)
             truth_values.append(colourfulness(true_rgb))
             for method in chromas:
-                rows[method].append(image_report(predict(method, t, luma), true_rgb))
+                pred = predict(method, t, luma)
+                styled_method = styled and chromas[method] is not None
+                rows[method].append({"colourfulness": colourfulness(pred)} if styled_method else image_report(pred, true_rgb))
             bar.update(1)
     finally:
         bar.close()
 
-    # 4. Temporal metrics on lazily rebuilt frames, with flow from the true luma; the
-    #    aggregation is clip_report's (per-frame means, ratio of mean colourfulness).
+    # 4. Temporal metrics on lazily rebuilt frames, with flow from the true luma (one flow
+    #    per frame pair for every method); the aggregation is clip_report's (per-frame
+    #    means, ratio of mean colourfulness).
     lumas = LazyFrames(n, lambda t: frame_luma(truth(t)))
     truth_c = float(np.mean(truth_values))
+    versions = {m: LazyFrames(n, lambda t, m=m: predict(m, t, lumas[t])) for m in chromas}
+    versions["truth"] = LazyFrames(n, truth)
+    warps = warp_errors(versions, lumas)
     methods = {}
     for method in chromas:
-        frames = LazyFrames(n, lambda t, m=method: predict(m, t, lumas[t]))
         pred_c = float(np.mean([r["colourfulness"] for r in rows[method]]))
+        matched = {"psnr", "ssim", "auc"} <= set(rows[method][0])
         methods[method] = {
-            "psnr": float(np.mean([r["psnr"] for r in rows[method]])),
-            "ssim": float(np.mean([r["ssim"] for r in rows[method]])),
+            **{k: float(np.mean([r[k] for r in rows[method]])) if matched else None for k in ("psnr", "ssim")},
             "colourfulness": pred_c,
-            "colourfulness_ratio": colourfulness_ratio(pred_c, truth_c),
-            "auc": float(np.mean([r["auc"] for r in rows[method]])),
-            "warp_error": warp_error(frames, lumas),
-            "cdc": cdc(frames, CDC_BINS, CDC_GAPS),
+            "colourfulness_ratio": colourfulness_ratio(pred_c, truth_c) if matched else None,
+            "auc": float(np.mean([r["auc"] for r in rows[method]])) if matched else None,
+            **warps[method],
+            "cdc": cdc(versions[method], CDC_BINS, CDC_GAPS),
         }
-    true_frames = LazyFrames(n, truth)
-    methods["truth"] = _truth_metrics(truth_c, CLIP_METRICS, warp_error(true_frames, lumas), cdc(true_frames, CDC_BINS, CDC_GAPS))
+    methods["truth"] = _truth_metrics(truth_c, CLIP_METRICS, warps["truth"], cdc(versions["truth"], CDC_BINS, CDC_GAPS))
     return {"frames": n, "size": list(size), "render": list(render), "references": used, "truth_colourfulness": truth_c,
             "methods": {m: methods[m] for m in CLIP_METHODS}}
 
@@ -468,8 +486,8 @@ def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frame
     truth_values = [d["truth_colourfulness"] for d in datasets]
     methods = {m: _aggregate([d["methods"][m] for d in datasets], truth_values, CLIP_METRICS) for m in CLIP_METHODS[:-1]}
     truth_rows = [d["methods"]["truth"] for d in datasets]
-    methods["truth"] = _truth_metrics(float(np.mean(truth_values)), CLIP_METRICS,
-                                      _mean(r["warp_error"] for r in truth_rows), _mean(r["cdc"] for r in truth_rows))
+    warps = {k: _mean(r[k] for r in truth_rows) for k in ("warp_error", "warp_error_chroma")}
+    methods["truth"] = _truth_metrics(float(np.mean(truth_values)), CLIP_METRICS, warps, _mean(r["cdc"] for r in truth_rows))
     datasets.append({"name": ALL_CLIPS, "kind": "clips", "aggregate": True, "path": None,
                      "count": sum(d["count"] for d in datasets), "truth_colourfulness": float(np.mean(truth_values)),
                      "methods": methods, "seconds": time.time() - t_all, "members": names})
@@ -519,7 +537,8 @@ def _load_model(model: str | os.PathLike | Generator, device: torch.device) -> t
 
 def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequence[str | os.PathLike] | str,
              render_size: int = 256, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
-             max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True) -> dict:
+             max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True,
+             style: str | None = None, strength: float = 1.0) -> dict:
     """Evaluate a model on colour photo folders and colour clips (see the module docstring).
 
     Args:
@@ -533,6 +552,9 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
         references: frame numbers (0-based, per clip) whose true colour frames are given to the
             model as references on every clip (see the module docstring); photos ignore them.
         progress: show progress bars on stderr.
+        style: measure this painting style of the model instead of natural colour (clips
+            only: how steady the styled video is; see ``evaluate_clip``).
+        strength: the style's strength, 0 to 1 (as ``colorize --strength``).
 
     Returns:
         The report (a dict; see ``docs/eval.md`` for the schema). Metric values are floats,
@@ -551,13 +573,17 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
     groups, clips = find_data(paths)
     if not groups and not clips:
         raise UsageError(f"no photos ({', '.join(sorted(IMAGE_EXTENSIONS))}) or clips found in {', '.join(map(str, paths))}")
+    if style is not None and (groups or references):
+        raise UsageError("a style is measured on clips alone (its steadiness): give clips, without --reference-frame")
     dev = pick_device(device)
     model, model_info = _load_model(model_name_or_generator, dev)
+    weights = None if style is None else style_weights(model.style_names, style, strength)
     datasets = []
     if groups:
         datasets += _evaluate_photo_groups(model, groups, render_size, dev, max_images, progress)
     if clips:
-        datasets += _evaluate_clips(ChromaGenerator(model, dev), clips, render_size, smooth, max_frames, progress, references)
+        generator = ChromaGenerator(model, dev, style=weights, head="chroma" if style is None else "rgb")
+        datasets += _evaluate_clips(generator, clips, render_size, smooth, max_frames, progress, references)
     from vidcolor import __version__
 
     return {
@@ -574,6 +600,8 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
             "max_frames": max_frames,
             "max_images": max_images,
             "references": references,
+            "style": style,
+            "strength": strength if style is not None else None,
             "colour_space": "BT.601 full-range YCbCr; outputs are the true luma plus each method's chroma",
             "auc": {"max_threshold": AUC_MAX_THRESHOLD, "steps": AUC_STEPS},
             "cdc": {"bins": CDC_BINS, "gaps": list(CDC_GAPS)},
@@ -593,6 +621,7 @@ _COLUMNS = (  # (metric, header, scale, format)
     ("colourfulness_ratio", "ratio", 1.0, "{:.3f}"),
     ("auc", "AuC", 1.0, "{:.4f}"),
     ("warp_error", "warp(e-3)", 1e3, "{:.3f}"),
+    ("warp_error_chroma", "cwarp(e-3)", 1e3, "{:.3f}"),
     ("cdc", "CDC(e-3)", 1e3, "{:.3f}"),
 )
 
@@ -635,6 +664,9 @@ def format_table(report: dict) -> str:
         f"model: {model['name']}, {model['parameters'] / 1e6:.2f}M parameters; render size {s['render_size']}, "
         f"smoothing {s['smooth']}, {s['device']}, {report['seconds']:.1f} s"
     ]
+    if s.get("style"):
+        lines.append(f"style {s['style']} at strength {s['strength']}: model and per-frame are the styled clip "
+                     "(not compared with the truth: PSNR, SSIM, AuC and ratio do not apply)")
     for d in report["datasets"]:
         metrics = PHOTO_METRICS if d["kind"] == "photos" else CLIP_METRICS
         cols = [c for c in _COLUMNS if c[0] in metrics]
@@ -646,7 +678,7 @@ def format_table(report: dict) -> str:
         for r in rows:
             cells = [r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:])]
             lines.append("  " + "  ".join(cells))
-    lines += ["", "higher is better: PSNR, SSIM, AuC; lower is better: warp, CDC; "
+    lines += ["", "higher is better: PSNR, SSIM, AuC; lower is better: warp, cwarp (chroma alone), CDC; "
                   "ratio = colourfulness / the truth's (1 = as colourful)"]
     return "\n".join(lines)
 

@@ -6,7 +6,7 @@ Clips are sequences of float RGB frames ``(H, W, 3)`` in [0, 1]; results are pla
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,23 +31,70 @@ def frame_luma(frame: np.ndarray) -> np.ndarray:
     return color.rgb_to_luma(chw)[0].numpy()
 
 
-def _pair_warp_error(prev: np.ndarray, cur: np.ndarray, gray_prev: np.ndarray,
-                     gray_cur: np.ndarray) -> float | None:
-    """Masked mean squared difference between ``cur`` and ``prev`` warped into it.
-
-    Returns None when no pixel has reliable flow (nothing to measure).
-    """
-    to_prev = flow.dis_flow(gray_cur, gray_prev)  # t -> t-1: warp(prev) lands in frame t
+def _pair_flow(gray_prev: np.ndarray, gray_cur: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Flow t -> t-1 (so ``warp(prev)`` lands in frame t) and its reliability mask, or None
+    when no pixel has reliable flow (nothing to measure)."""
+    to_prev = flow.dis_flow(gray_cur, gray_prev)
     to_cur = flow.dis_flow(gray_prev, gray_cur)
     mask = flow.consistency_mask(to_prev, to_cur)
-    kept = float(mask.sum())
-    if kept == 0.0:
-        return None
+    return None if float(mask.sum()) == 0.0 else (to_prev, mask)
+
+
+def _masked_errors(prev: np.ndarray, cur: np.ndarray, to_prev: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Masked mean squared difference between ``cur`` and ``prev`` warped into it, over all
+    channels and (for RGB frames) over the BT.601 chroma of the difference alone."""
     warped = flow.warp(np.ascontiguousarray(prev, dtype=np.float32), to_prev)
-    sq = (np.asarray(cur, dtype=np.float64) - warped) ** 2
-    if sq.ndim == 2:
-        sq = sq[..., None]
-    return float((sq * mask[..., None]).sum() / (kept * sq.shape[-1]))
+    diff = np.asarray(cur, dtype=np.float32) - warped
+    if diff.ndim == 2:
+        diff = diff[..., None]
+    kept = float(mask.sum())
+    weights = mask[..., None].astype(np.float64)
+    whole = float((diff.astype(np.float64) ** 2 * weights).sum() / (kept * diff.shape[-1]))
+    if diff.shape[-1] != 3:
+        return whole, math.nan
+    # The conversion is linear without offsets, so the chroma of the difference is the
+    # difference of the chromas: no second warp is needed.
+    chroma = color.rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(np.moveaxis(diff, -1, 0))))[1:].numpy()
+    chroma_err = float((chroma.astype(np.float64) ** 2 * mask[None]).sum() / (kept * 2))
+    return whole, chroma_err
+
+
+def warp_errors(clips: Mapping[str, Sequence[np.ndarray]], flows_from: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
+    """Warp errors of several versions of one clip, measured with one flow per frame pair.
+
+    The flow (DIS on the luma of ``flows_from``) is the costly part and does not depend on
+    the version, so it is computed once per pair and shared.
+
+    Args:
+        clips: name -> ``T`` frames ``(H, W, 3)`` RGB (or ``(H, W)``) in [0, 1].
+        flows_from: ``T`` frames of the same size (luma or RGB), used only for flow and
+            occlusions.
+
+    Returns:
+        name -> ``{"warp_error", "warp_error_chroma"}``: means over t >= 1 of the masked mean
+        squared difference, over all channels and over the BT.601 Cb/Cr of the difference
+        (``nan`` for single-channel frames, or without a pair with a reliable pixel).
+    """
+    for name, frames in clips.items():
+        if len(frames) != len(flows_from):
+            raise ValueError(f"flows_from has {len(flows_from)} frames, {name!r} {len(frames)}")
+    errors: dict[str, list[tuple[float, float]]] = {name: [] for name in clips}
+    gray_prev = None
+    for t in range(len(flows_from)):
+        gray = flow.to_gray8(frame_luma(flows_from[t]))
+        pair = None if gray_prev is None else _pair_flow(gray_prev, gray)
+        gray_prev = gray
+        if pair is None:
+            continue
+        for name, frames in clips.items():
+            errors[name].append(_masked_errors(frames[t - 1], frames[t], *pair))
+    out = {}
+    for name, pairs in errors.items():
+        whole = [w for w, _ in pairs]
+        chroma = [c for _, c in pairs if not math.isnan(c)]
+        out[name] = {"warp_error": float(np.mean(whole)) if whole else math.nan,
+                     "warp_error_chroma": float(np.mean(chroma)) if chroma else math.nan}
+    return out
 
 
 def warp_error(frames: Sequence[np.ndarray], flows_from: Sequence[np.ndarray] | None = None) -> float:
@@ -71,13 +118,7 @@ def warp_error(frames: Sequence[np.ndarray], flows_from: Sequence[np.ndarray] | 
     source = frames if flows_from is None else flows_from
     if len(source) != len(frames):
         raise ValueError(f"flows_from has {len(source)} frames, the clip {len(frames)}")
-    grays = [flow.to_gray8(frame_luma(f)) for f in source]
-    errors = []
-    for t in range(1, len(frames)):
-        err = _pair_warp_error(frames[t - 1], frames[t], grays[t - 1], grays[t])
-        if err is not None:
-            errors.append(err)
-    return float(np.mean(errors)) if errors else math.nan
+    return warp_errors({"clip": frames}, source)["clip"]["warp_error"]
 
 
 def channel_histograms(frame: np.ndarray, bins: int = 32) -> np.ndarray:
@@ -158,7 +199,7 @@ def clip_report(
 
     Returns:
         ``{"psnr", "ssim", "colourfulness", "colourfulness_ratio", "auc", "warp_error",
-        "cdc"}``: per-frame means for the image metrics; ``colourfulness_ratio`` is mean
+        "warp_error_chroma", "cdc"}``: per-frame means for the image metrics; ``colourfulness_ratio`` is mean
         pred colourfulness over mean truth colourfulness (steadier than a mean of ratios
         when some frames are nearly grey).
     """
@@ -173,6 +214,6 @@ def clip_report(
         "colourfulness": pred_c,
         "colourfulness_ratio": colourfulness_ratio(pred_c, truth_c),
         "auc": float(np.mean([chroma_auc(p, t) for p, t in pairs])),
-        "warp_error": warp_error(pred_frames, truth_frames if flow_source is None else flow_source),
+        **warp_errors({"pred": pred_frames}, truth_frames if flow_source is None else flow_source)["pred"],
         "cdc": cdc(pred_frames),
     }

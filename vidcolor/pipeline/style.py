@@ -41,6 +41,23 @@ def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> 
     return weights
 
 
+def styled_luma(styled: np.ndarray, seen: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Full-resolution styled luma: the source's own luma plus the style's change, upsampled
+    (so grain and edges the model never saw at render size survive).
+
+    Args:
+        styled: ``(h, w)`` luma of the styled RGB at render size.
+        seen: ``(h, w)`` the normalised luma the model saw.
+        source: ``(H, W)`` the source's normalised luma in [0, 1].
+
+    Returns:
+        ``(H, W)`` float32 luma in [0, 1].
+    """
+    h, w = source.shape
+    change = cv2.resize(np.ascontiguousarray(styled - seen, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(source + change, 0.0, 1.0).astype(np.float32)
+
+
 def styled_planes(rgb: np.ndarray, seen_luma: np.ndarray, y_codes: np.ndarray, source_depth: int,
                   source_full_range: bool, fmt: OutputFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Turn the styled RGB at render size into the output's Y, Cb and Cr planes.
@@ -56,13 +73,9 @@ def styled_planes(rgb: np.ndarray, seen_luma: np.ndarray, y_codes: np.ndarray, s
     Returns:
         (y, cb, cr) code planes in ``fmt.dtype``.
     """
-    h, w = y_codes.shape
     ycc = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb)), fmt.matrix)
-    styled_luma = ycc[0].numpy()
-    # Luma: the source's own full-resolution luma plus the style's change, upsampled.
-    change = cv2.resize(np.ascontiguousarray(styled_luma - seen_luma), (w, h), interpolation=cv2.INTER_LINEAR)
     source = luma_codes_to_unit(torch.from_numpy(y_codes.astype(np.float32)), source_depth, source_full_range)
-    y = luma_unit_to_codes((source + torch.from_numpy(change)).clamp(0.0, 1.0), fmt.bit_depth, fmt.full_range)
+    y = luma_unit_to_codes(torch.from_numpy(styled_luma(ycc[0].numpy(), seen_luma, source.numpy())), fmt.bit_depth, fmt.full_range)
     ch, cw = fmt.chroma_size
     chroma = upsample_chroma(ycc[1:].numpy(), (ch, cw))
     codes = chroma_unit_to_codes(torch.from_numpy(chroma), fmt.bit_depth, fmt.full_range)

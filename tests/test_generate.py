@@ -53,6 +53,18 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_result():
     assert flaky.sizes == [2, 2, 2]
 
 
+def test_channels_last_gives_the_plain_layouts_result():
+    """The stage runs the model channels-last (faster convolutions) and hands back plain
+    contiguous chroma equal to the model's own output in the default layout."""
+    model = tiny_generator()
+    batch = _batch(4)
+    with torch.inference_mode():
+        expected = model(batch.luma, heads=("chroma",))["chroma"].numpy()
+    _, chroma = ChromaGenerator(model, torch.device("cpu")).submit(batch).result()
+    assert chroma.flags["C_CONTIGUOUS"] and chroma.shape == expected.shape
+    np.testing.assert_allclose(chroma, expected, atol=1e-5)
+
+
 def test_out_of_memory_with_one_frame_is_a_model_error():
     gen = ChromaGenerator(OomAbove(tiny_generator(), limit=0), torch.device("cpu"))
     with pytest.raises(ModelError, match="out of memory"):

@@ -759,7 +759,11 @@ def test_property_config_bytes_never_crash(tmp_path_factory, data):
 
 def test_concealed_frames_are_counted_and_reported(tmp_path, caplog):
     """Damage inside H.264 slices that the decoder patches over (no packet is rejected) is
-    still reported: the run finishes and says how many frames were concealed."""
+    still reported: the run finishes and says how many frames were concealed.
+
+    FFmpeg's frame-threaded decoder does not flag every concealed frame (damage in three
+    frames of one GOP was flagged in only 21 of 30 decodes); with one damaged frame in each
+    of four GOPs, at least one was flagged in all of 120, so the count is a lower bound."""
     import logging
 
     import av
@@ -776,7 +780,7 @@ def test_concealed_frames_are_counted_and_reported(tmp_path, caplog):
         s_out = dst.add_stream_from_template(s_in)
         for i, packet in enumerate(p for p in src.demux(s_in) if p.size):
             data = bytearray(bytes(packet))
-            if not packet.is_keyframe and i in (13, 14, 15) and len(data) > 60:
+            if not packet.is_keyframe and i in (3, 13, 23, 33) and len(data) > 60:  # one P-frame per GOP
                 for k in range(30, len(data), 11):
                     data[k] ^= 0x5A  # flip bits inside the slice data, keep the NAL structure
             copy = av.Packet(bytes(data))

@@ -246,6 +246,59 @@ def test_write_checks_planes_and_pts(tmp_path):
     writer.abort()
 
 
+def test_nvenc_formats_are_8_bit_420_or_444(tmp_path):
+    assert output_format(_video(tmp_path, "yuv420p", "a.mkv"), "nvenc-h264").pix_fmt == "yuv420p"
+    assert output_format(_video(tmp_path, "gray", "b.mkv"), "nvenc-hevc").pix_fmt == "yuv420p"
+    assert output_format(_video(tmp_path, "yuv422p", "c.mkv"), "nvenc-h264").pix_fmt == "yuv420p"
+    assert output_format(_video(tmp_path, "yuv444p", "d.mkv"), "nvenc-hevc").pix_fmt == "yuv444p"
+
+
+def test_auto_codec_falls_back_to_x264_without_nvenc(tmp_path, monkeypatch):
+    """On this machine NVENC cannot open (no NVIDIA driver): auto is x264, an explicit NVENC
+    codec is one clear line; where NVENC opens, auto picks it only beside a CUDA model, for
+    8-bit sources and never for chunks (so chunks from any node merge)."""
+    from vidcolor.io import encode
+
+    v8, v10 = _video(tmp_path, "yuv420p", "a.mkv"), _video(tmp_path, "yuv420p10le", "b.mkv")
+    monkeypatch.setattr(encode, "encoder_opens", lambda codec: False)
+    assert encode.resolve_codec("auto", v8, cuda=True, portable=False) == "x264"
+    with pytest.raises(UsageError, match="cannot be opened on this machine"):
+        encode.resolve_codec("nvenc-h264", v8, cuda=True, portable=False)
+    monkeypatch.setattr(encode, "encoder_opens", lambda codec: True)
+    assert encode.resolve_codec("auto", v8, cuda=True, portable=False) == "nvenc-h264"
+    assert encode.resolve_codec("auto", v8, cuda=False, portable=False) == "x264"
+    assert encode.resolve_codec("auto", v8, cuda=True, portable=True) == "x264"
+    assert encode.resolve_codec("auto", v10, cuda=True, portable=False) == "x264"
+    with pytest.raises(UsageError, match="10-bit"):
+        encode.resolve_codec("nvenc-hevc", v10, cuda=True, portable=False)
+    assert encode.resolve_codec("ffv1", v10, cuda=True, portable=False) == "ffv1"
+    with pytest.raises(UsageError, match="unknown codec"):
+        encode.resolve_codec("divx", v8, cuda=False, portable=False)
+
+
+def test_encoder_opens_probes_by_opening():
+    from vidcolor.io.encode import encoder_opens
+
+    assert encoder_opens("x264") and encoder_opens("ffv1")
+
+
+def test_explicit_nvenc_without_it_is_one_line_and_no_file(tmp_path):
+    from vidcolor.io.encode import encoder_opens
+
+    if encoder_opens("nvenc-h264"):
+        pytest.skip("this machine has NVENC")
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+
+    src = make_clip(tmp_path / "in.mkv", frames=2, content="grey").path
+    result = CliRunner().invoke(main, ["colorize", str(src), "-o", str(tmp_path / "o.mp4"), "--codec", "nvenc-h264",
+                                       "--model", "default", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "cannot be opened on this machine" in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+
+
 def test_unknown_codec_is_a_usage_error(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=1)
     with pytest.raises(UsageError, match="unknown codec"):

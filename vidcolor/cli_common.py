@@ -96,8 +96,11 @@ def render_options(fn: Callable) -> Callable:
                      help="Hand-coloured reference for a frame (repeatable)."),
         click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees (multiple of 16)."),
         click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1."),
-        click.option("--codec", default="x264", show_default=True, type=click.Choice(["x264", "x265", "prores", "ffv1"])),
-        click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18)."),
+        click.option("--codec", default="auto", show_default=True,
+                     type=click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"]),
+                     help="auto: NVENC H.264 when the model runs on an NVIDIA GPU and its encoder opens, else x264 "
+                          "(always x264 for --frames chunks and farm jobs, so chunks merge)."),
+        click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18), NVENC's cq (18/20)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--batch-size", default="8", show_default=True, help="Frames per model call, or 'auto'."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),

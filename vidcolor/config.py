@@ -108,7 +108,7 @@ class ColorizeConfig:
     render_size: int = 256
     smooth: float = 0.8
     frames: str | None = None
-    codec: str = "x264"
+    codec: str = "auto"  # NVENC H.264 beside a CUDA model when it opens, else x264
     crf: int | None = None
     device: str = "auto"
     batch_size: str = "8"  # an integer or "auto"

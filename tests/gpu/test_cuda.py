@@ -42,3 +42,33 @@ def test_cuda_pipeline_equals_cpu_pipeline(tmp_path):
         assert np.array_equal(y0, y1)
         assert np.abs(cb0.astype(int) - cb1.astype(int)).max() <= 1
         assert np.abs(cr0.astype(int) - cr1.astype(int)).max() <= 1
+
+
+def test_auto_codec_uses_nvenc_beside_cuda_and_keeps_frames_and_timing(tmp_path):
+    """With an NVIDIA encoder present, --codec auto on CUDA writes H.264 through NVENC: every
+    frame and pts kept, luma close to the source (lossy), chunks (--frames) stay on x264."""
+    from vidcolor.io.encode import encoder_opens
+
+    if not encoder_opens("nvenc-h264"):
+        pytest.skip("NVENC cannot be opened here")
+    import av
+
+    src = make_clip(tmp_path / "in.mp4", width=160, height=96, frames=24, content="moving").path
+    out = tmp_path / "out.mp4"
+    colorize(ColorizeConfig(input=str(src), output=str(out), render_size=64, device="cuda", quiet=True, force=True),
+             model=tiny_generator())
+    def x264_signed(path) -> bool:  # x264 writes its name in an SEI of the first packet; NVENC does not
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            return b"x264" in bytes(next(p for p in container.demux(stream) if p.size))
+
+    assert not x264_signed(out)
+    written, source = read_planes(out), read_planes(src)
+    assert [p for p, *_ in written] == [p for p, *_ in source]
+    for (_, y0, _, _), (_, y1, _, _) in zip(source, written):
+        assert np.abs(y0.astype(int) - y1.astype(int)).mean() < 3
+    chunk = tmp_path / "chunk.mkv"
+    colorize(ColorizeConfig(input=str(src), output=str(chunk), render_size=64, device="cuda", quiet=True, force=True,
+                            frames="0-11"), model=tiny_generator())
+    assert x264_signed(chunk)

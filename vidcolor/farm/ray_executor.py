@@ -392,11 +392,11 @@ def _check_job(source: str, output: str, codec: str, smooth: float, strength: fl
                workers: int | None, max_retries: int, force: bool, overwrite: bool):
     """Refuse bad options and a bad input or output before starting Ray; returns the probe."""
     from vidcolor.io.atomic import check_output_path
-    from vidcolor.io.encode import CODECS, check_output_supported
+    from vidcolor.io.encode import AUTO_CODEC, CODECS, check_output_supported
     from vidcolor.io.probe import media_kind, probe
 
     if codec not in CODECS:
-        raise UsageError(f"unknown --codec {codec!r} (valid: {', '.join(CODECS)})")
+        raise UsageError(f"unknown --codec {codec!r} (valid: {AUTO_CODEC}, {', '.join(CODECS)})")
     if not 0.0 <= smooth < 1.0:
         raise UsageError(f"--smooth must be in [0, 1), got {smooth}")
     if not 0.0 <= strength <= 1.0:
@@ -436,7 +436,8 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
             already running in this process is used as it is.
         workers: the most chunks rendered at once (None: one per CPU, or per GPU where the
             machine has CUDA, locally; whatever the cluster schedules otherwise).
-        codec: ``x264``, ``x265``, ``prores`` or ``ffv1`` (lossless, for archives).
+        codec: ``x264`` (also for ``auto``), ``x265``, ``prores``, ``ffv1`` (lossless, for
+            archives), ``nvenc-h264`` or ``nvenc-hevc`` (every node needs NVENC).
         model: model name or path, or a loaded ``Generator`` (shipped to workers via Ray).
         render_size: the model's short side.
         smooth: temporal chroma smoothing strength.
@@ -462,6 +463,9 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
 
     # 1. Refuse bad options, input, output or model before any work.
     ray = import_ray()
+    # Every node must write the same encoder's stream or the chunks will not merge: "auto"
+    # is x264 here (an explicit nvenc codec makes each node check it has NVENC).
+    codec = "x264" if codec == "auto" else codec
     info = _check_job(source, out, codec, smooth, strength, chunk_frames, workers, max_retries, force, overwrite)
     identity = _model_identity(model)
 

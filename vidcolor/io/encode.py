@@ -8,6 +8,7 @@ the video by time.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,8 +32,11 @@ from vidcolor.io.probe import (
 )
 from vidcolor.io.remux import COPY_KINDS, PacketCopier, container_format, copyable_streams, open_output
 
-CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1"}
-DEFAULT_CRF = {"x264": 16, "x265": 18}
+CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1",
+          "nvenc-h264": "h264_nvenc", "nvenc-hevc": "hevc_nvenc"}
+DEFAULT_CRF = {"x264": 16, "x265": 18, "nvenc-h264": 18, "nvenc-hevc": 20}
+AUTO_CODEC = "auto"  # NVENC H.264 beside a CUDA model when it opens, x264 otherwise
+HARDWARE_CODECS = ("nvenc-h264", "nvenc-hevc")  # 8-bit 4:2:0 or 4:4:4 only (see output_format)
 
 _FAMILIES = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440", (2, 2): "410"}
 _SHIFTS = {family: shift for shift, family in _FAMILIES.items()}
@@ -42,7 +46,8 @@ _PRORES_PROFILE_HQ = "3"
 _PRORES_PROFILE_4444 = "4"
 
 # Where each codec can go, for the one-line hint when a container refuses it.
-_SUGGESTED_CONTAINER = {"x264": ".mp4 or .mkv", "x265": ".mp4 or .mkv", "prores": ".mov or .mkv", "ffv1": ".mkv"}
+_SUGGESTED_CONTAINER = {"x264": ".mp4 or .mkv", "x265": ".mp4 or .mkv", "prores": ".mov or .mkv", "ffv1": ".mkv",
+                        "nvenc-h264": ".mp4 or .mkv", "nvenc-hevc": ".mp4 or .mkv"}
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,9 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
     """The pixel layout ``codec`` writes for a source.
 
     x264/x265 keep the subsampling and bit depth (gray becomes 4:2:0 since the output has
-    colour; 12/16-bit become 10-bit). ProRes is 4:2:2 10-bit (4:4:4 10-bit for 4:4:4 sources).
+    colour; 12/16-bit become 10-bit). NVENC writes 8-bit 4:2:0, or 4:4:4 for 4:4:4 sources
+    (deeper sources are refused by ``resolve_codec``). ProRes is 4:2:2 10-bit (4:4:4 10-bit
+    for 4:4:4 sources).
     FFV1 keeps the source's family and depth exactly (gray becomes 4:2:0 of the same depth),
     so luma can be compared bit for bit.
 
@@ -102,6 +109,8 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
     if codec in ("x264", "x265"):
         family = _WIDER_FAMILY.get(family, family)
         depth = 8 if depth <= 8 else 10
+    elif codec in HARDWARE_CODECS:
+        family, depth = ("444" if family == "444" else "420"), 8
     elif codec == "prores":
         family, depth = ("444" if family == "444" else "422"), 10
     pix_fmt = _pix_fmt_name(family, depth)
@@ -127,6 +136,61 @@ def shift_bits(plane: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
     if to_bits >= from_bits:
         return (plane.astype(np.uint16) << (to_bits - from_bits)).astype(dtype)
     return (plane.astype(np.uint16) >> (from_bits - to_bits)).astype(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_opens(codec: str) -> bool:
+    """Whether this machine can open the encoder behind ``codec`` (hardware encoders need the
+    GPU and its driver, not only a build of FFmpeg that knows them).
+
+    Args:
+        codec: our codec name.
+
+    Returns:
+        True when a small encoder context opens.
+    """
+    try:
+        ctx = av.codec.CodecContext.create(CODECS[codec], "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
+        ctx.time_base = Fraction(1, 25)
+        ctx.open()
+        return True
+    except (av.error.FFmpegError, OSError, ValueError, KeyError):
+        return False
+
+
+def resolve_codec(codec: str, video: VideoStreamInfo | None, cuda: bool, portable: bool) -> str:
+    """The encoder a run uses: ``auto`` picked, a hardware codec checked before any work.
+
+    ``auto`` is NVENC H.264 when the model runs on CUDA, the source is 8-bit and
+    ``h264_nvenc`` opens; x264 otherwise, and always for ``portable`` outputs (farm chunks):
+    chunks from nodes with and without NVENC would not merge, so they all use x264.
+
+    Args:
+        codec: ``--codec`` as given.
+        video: the source's video stream (None: no check of its depth).
+        cuda: whether the model runs on a CUDA device.
+        portable: the output is a chunk to be merged with others.
+
+    Returns:
+        A key of ``CODECS``.
+
+    Raises:
+        UsageError: an unknown codec, or a hardware codec this machine or source cannot use.
+    """
+    if codec == AUTO_CODEC:
+        deep = video is not None and video.bit_depth > 8
+        return "nvenc-h264" if cuda and not portable and not deep and encoder_opens("nvenc-h264") else "x264"
+    if codec not in CODECS:
+        raise UsageError(f"unknown codec {codec!r}; use one of {AUTO_CODEC}, {', '.join(CODECS)}")
+    if codec in HARDWARE_CODECS:
+        if video is not None and video.bit_depth > 8:
+            raise UsageError(f"--codec {codec} writes 8-bit video and the source is {video.bit_depth}-bit; "
+                             "use x265, prores or ffv1 to keep its depth")
+        if not encoder_opens(codec):
+            raise UsageError(f"--codec {codec}: NVIDIA's hardware encoder cannot be opened on this machine "
+                             "(no NVIDIA GPU or driver); use --codec auto or x264")
+    return codec
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,6 +242,9 @@ def encoder_options(codec: str, crf: int | None, fmt: OutputFormat) -> dict[str,
     if codec == "x265":
         return {"crf": str(DEFAULT_CRF["x265"] if crf is None else crf), "preset": "medium",
                 "x265-params": "log-level=error"}
+    if codec in HARDWARE_CODECS:
+        # Constant quality (cq plays crf's part; b=0 lifts the bitrate cap), high-quality preset.
+        return {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": str(DEFAULT_CRF[codec] if crf is None else crf), "b": "0"}
     if codec == "prores":
         return {"profile": _PRORES_PROFILE_4444 if fmt.chroma_shift == (0, 0) else _PRORES_PROFILE_HQ,
                 "vendor": "apl0"}
@@ -211,7 +278,7 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:
         ctx.sample_aspect_ratio = video.sample_aspect_ratio
-    if codec == "x265" and container.format.name in ("mp4", "mov"):
+    if codec in ("x265", "nvenc-hevc") and container.format.name in ("mp4", "mov"):
         stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
     if video.rotation:
         stream.set_display_rotation(video.rotation)
@@ -438,6 +505,9 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
     format_name = container_format(path)
     video = source.video
     fmt = output_format(video, codec)
+    # A container takes NVENC's stream as it takes its software twin's (same bitstream); the
+    # twin can be opened here even where the hardware cannot (a farm's driver machine).
+    codec = {"nvenc-h264": "x264", "nvenc-hevc": "x265"}.get(codec, codec)
     _check_size_fits_subsampling(path, codec, fmt)
     error = _header_error(format_name, video, codec, [])
     if error is not None:
@@ -448,9 +518,9 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
 
 
 def _check_size_fits_subsampling(path, codec: str, fmt: OutputFormat) -> None:
-    """x264/x265 need a frame size that is a whole number of chroma samples."""
+    """x264/x265/NVENC need a frame size that is a whole number of chroma samples."""
     sx, sy = fmt.chroma_shift
-    if codec in ("x264", "x265") and (fmt.width % (1 << sx) or fmt.height % (1 << sy)):
+    if codec in ("x264", "x265", *HARDWARE_CODECS) and (fmt.width % (1 << sx) or fmt.height % (1 << sy)):
         raise UsageError(f"cannot write {path}: {codec} needs a width and height divisible by "
                          f"{1 << sx} and {1 << sy} for {fmt.pix_fmt}, the video is {fmt.width}x{fmt.height}; "
                          "use --codec ffv1 or prores to keep its exact size")

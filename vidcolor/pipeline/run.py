@@ -37,7 +37,7 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, iter_frames, read_image
-from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, shift_bits
+from vidcolor.io.encode import AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported, resolve_codec, shift_bits
 from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
@@ -238,8 +238,8 @@ class VideoPlan:
 
 
 def _check_options(cfg: ColorizeConfig) -> None:
-    if cfg.codec not in CODECS:
-        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {', '.join(CODECS)})")
+    if cfg.codec not in CODECS and cfg.codec != AUTO_CODEC:
+        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {AUTO_CODEC}, {', '.join(CODECS)})")
     if not 0.0 <= cfg.smooth < 1.0:
         raise UsageError(f"--smooth must be in [0, 1), got {cfg.smooth}")
     if not 0.0 <= cfg.strength <= 1.0:
@@ -398,8 +398,9 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     info = info or probe(cfg.input, verdict=True)
     device = pick_device(cfg.device)
     plan = plan_video(cfg, info, device)
+    codec = resolve_codec(cfg.codec, info.video, device.type == "cuda", portable=plan.chunk)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])
-    check_output_supported(cfg.output, info, cfg.codec, copy_streams=not plan.chunk)
+    check_output_supported(cfg.output, info, codec, copy_streams=not plan.chunk)
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     if model is None:
         model, _ = load_generator(cfg.model, device)
@@ -413,7 +414,9 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
         hints = build_hints(cfg, plan, references)
         frame_range = (plan.start, plan.end) if cfg.frames else None
-        with OutputWriter(tmp, info, cfg.codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range) as writer:
+        if codec != cfg.codec and codec in HARDWARE_CODECS:
+            log.info("encoding with %s, NVIDIA's hardware encoder (--codec x264 for the software one)", codec)
+        with OutputWriter(tmp, info, codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range) as writer:
             fmt = writer.format
             stages = Stages()
             decoded, generated, smoothed = (queue.Queue(QUEUE_FRAMES) for _ in range(3))
@@ -448,7 +451,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     report = RunReport(cfg.output, frames_written, time.time() - t0, stats.corrupt_packets, stats.dropped,
                        stats.concealed, copied, preview)
     if stats.corrupt_packets or stats.dropped or stats.concealed:
-        log.warning("%s: %d corrupt packets skipped, %d frames could not be decoded, %d frames concealed "
+        log.warning("%s: %d corrupt packets skipped, %d frames could not be decoded, at least %d frames concealed "
                     "(decoded with damage patched over)", cfg.input, stats.corrupt_packets, stats.dropped, stats.concealed)
     return report
 

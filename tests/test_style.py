@@ -180,3 +180,27 @@ def test_eval_style_refuses_photos_references_and_unknown_names(tmp_path, model_
         ev.evaluate(stem, [colour_clip.path], render_size=32, device="cpu", progress=False, style="oil", references=[0])
     with pytest.raises(UsageError, match="natural, ink, oil"):
         ev.evaluate(stem, [colour_clip.path], render_size=32, device="cpu", progress=False, style="watercolour")
+
+
+class GreyStyler(Generator):
+    """A 'style' that paints every frame as its own luma: a perfectly steady style."""
+
+    def forward(self, luma, *args, **kwargs):
+        out = super().forward(luma, *args, **kwargs)
+        if "rgb" in out:
+            out["rgb"] = luma.expand(-1, 3, -1, -1).clone()
+        return out
+
+
+def test_smoothing_a_steady_style_leaves_no_ghost_of_moving_edges(tmp_path):
+    """Smoothing works on what the style changes, not on absolute RGB: a style equal to the
+    input stays equal to it on a moving clip (smoothing RGB would drag old edges along)."""
+    g = GreyStyler(base_channels=8, levels=2, max_channels=32, stem_factor=2, style_dim=8, z_dim=4, style_names=STYLES)
+    g.load_state_dict(styled_generator().state_dict())
+    src = make_clip(tmp_path / "in.mkv", width=96, height=64, frames=10, lossless=True, content="moving")
+    out = tmp_path / "out.mkv"
+    colorize(ColorizeConfig(input=str(src.path), output=str(out), render_size=64, codec="ffv1", quiet=True, force=True,
+                            style="oil", smooth=0.8), model=g.eval())
+    for (_, y_in, _, _), (_, y_out, cb, cr) in zip(read_planes(src.path), read_planes(out)):
+        assert np.abs(y_in.astype(int) - y_out.astype(int)).max() <= 1
+        assert np.abs(cb.astype(int) - 128).max() <= 1 and np.abs(cr.astype(int) - 128).max() <= 1

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidcolor.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
+from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
@@ -67,7 +67,7 @@ from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
-from vidcolor.pipeline.style import style_weights, styled_luma
+from vidcolor.pipeline.style import style_offsets, style_weights, styled_luma
 
 log = logging.getLogger("vidcolor")
 
@@ -419,6 +419,8 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         used = sorted({t for t in references if t < n})
         hints = reference_hints(truth8, used, small, render)
         raw = clip_chroma(generator, small, hints, bar.update)
+        if styled:  # smoothed as the pipeline does it: the style's change of luma and its chroma
+            raw = [style_offsets(c, small[t]) for t, c in enumerate(raw)]
         smoothed = smooth_sequence(small, raw, smooth)
         chromas = {"model": [blend(c, hints.get(t)) for t, c in enumerate(smoothed)],
                    "per-frame": [blend(c, hints.get(t)) for t, c in enumerate(raw)], "grey": None}
@@ -427,9 +429,8 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
             c = chromas[method]
             if c is None:
                 return compose(luma, None)
-            if styled:  # RGB at render size, rebuilt at full size as styled_planes does
-                ycc = rgb_to_ycbcr(torch.from_numpy(c[t])).numpy()
-                return compose(styled_luma(ycc[0], small[t], luma), upsample_chroma(ycc[1:], size))
+            if styled:  # offsets at render size, rebuilt at full size as styled_planes does
+                return compose(styled_luma(c[t][0], luma), upsample_chroma(np.ascontiguousarray(c[t][1:]), size))
             return compose(luma, upsample_chroma(c[t], size))
 
         # 3. Image metrics frame by frame (one full-size frame per method at a time). A style

@@ -46,7 +46,7 @@ from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsa
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
-from vidcolor.pipeline.style import style_weights, styled_planes
+from vidcolor.pipeline.style import style_offsets, style_weights, styled_planes
 
 log = logging.getLogger("vidcolor")
 MODEL_MATRIX = "bt601"  # the model's fixed colour space (see vidcolor.color)
@@ -371,9 +371,12 @@ def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator,
     stages.put(out, _END)
 
 
-def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: ReferenceHints, inq: queue.Queue, out: queue.Queue) -> None:
+def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: ReferenceHints, style_matrix: str | None,
+                  inq: queue.Queue, out: queue.Queue) -> None:
     smoother = ChromaSmoother(alpha)
     for frame, luma, chroma in stages.drain(inq):
+        if style_matrix is not None:  # styled RGB: smooth what the style changes (no ghosting)
+            chroma = style_offsets(chroma, luma, style_matrix)
         # The reference is blended after smoothing so a hand-coloured frame comes out as given.
         smoothed = blend(smoother(luma, chroma), hints.get(frame.index))
         if frame.index >= plan.start:  # warm-up frames only prime the smoother
@@ -424,10 +427,11 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
             try:
                 stages.spawn("decode", _decode_stage, stages, cfg, plan, stats, decoded)
                 stages.spawn("generate", _generate_stage, stages, plan, generator, hints, decoded, generated)
-                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, hints, generated, smoothed)
+                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, hints, fmt.matrix if styled else None,
+                             generated, smoothed)
                 for frame, luma, out in stages.drain(smoothed):
                     if styled:
-                        y, cb, cr = styled_planes(out, luma, frame.y, video.bit_depth, video.full_range, fmt)
+                        y, cb, cr = styled_planes(out, frame.y, video.bit_depth, video.full_range, fmt)
                     else:
                         cb, cr = chroma_to_planes(out, fmt)
                         y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)

@@ -157,11 +157,11 @@ def smooth_sequence(
 
     Args:
         lumas: ``T`` luma frames ``(H, W)``.
-        chromas: ``T`` chroma frames ``(2, H, W)``.
+        chromas: ``T`` frames of 1 to 4 planes ``(C, H, W)`` (chroma, or a style's offsets).
         alpha: smoothing strength in [0, 1).
 
     Returns:
-        ``T`` smoothed ``(2, H, W)`` float32 chroma frames.
+        ``T`` smoothed ``(C, H, W)`` float32 frames.
     """
     if len(lumas) != len(chromas):
         raise ValueError(f"{len(lumas)} luma frames but {len(chromas)} chroma frames")

@@ -5,7 +5,8 @@
 RGB head and 1 the full style. Unlike colorize mode, a style changes luma too: the output is
 RGB converted with the stream's own matrix and range. The model sees render size only, so the
 source's full-resolution detail (grain, edges) is kept by adding the style's *change* of luma,
-upsampled, to the source's own luma.
+upsampled, to the source's own luma; temporal smoothing works on that change and the chroma
+(``style_offsets``), so it never drags old edges along.
 """
 
 from __future__ import annotations
@@ -41,30 +42,48 @@ def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> 
     return weights
 
 
-def styled_luma(styled: np.ndarray, seen: np.ndarray, source: np.ndarray) -> np.ndarray:
+def style_offsets(rgb: np.ndarray, seen_luma: np.ndarray, matrix: str = "bt601") -> np.ndarray:
+    """A styled frame as what it changes: (luma change, Cb, Cr) at render size.
+
+    Temporal smoothing runs on these planes, not on the RGB: the style's change of tone moves
+    with the picture, so blending it along the flow leaves no ghost of the previous frame's
+    luma (smoothing absolute RGB would drag old edges into the new frame).
+
+    Args:
+        rgb: ``(3, h, w)`` styled RGB in [0, 1] at render size.
+        seen_luma: ``(h, w)`` the normalised luma the model saw.
+        matrix: the output's matrix (the change is added to luma in that matrix).
+
+    Returns:
+        ``(3, h, w)`` float32: styled luma minus seen luma, then Cb and Cr in [-0.5, 0.5].
+    """
+    ycc = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)), matrix).numpy()
+    ycc[0] -= seen_luma
+    return ycc
+
+
+def styled_luma(change: np.ndarray, source: np.ndarray) -> np.ndarray:
     """Full-resolution styled luma: the source's own luma plus the style's change, upsampled
     (so grain and edges the model never saw at render size survive).
 
     Args:
-        styled: ``(h, w)`` luma of the styled RGB at render size.
-        seen: ``(h, w)`` the normalised luma the model saw.
+        change: ``(h, w)`` the style's change of luma at render size (``style_offsets[0]``).
         source: ``(H, W)`` the source's normalised luma in [0, 1].
 
     Returns:
         ``(H, W)`` float32 luma in [0, 1].
     """
     h, w = source.shape
-    change = cv2.resize(np.ascontiguousarray(styled - seen, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(source + change, 0.0, 1.0).astype(np.float32)
+    up = cv2.resize(np.ascontiguousarray(change, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(source + up, 0.0, 1.0).astype(np.float32)
 
 
-def styled_planes(rgb: np.ndarray, seen_luma: np.ndarray, y_codes: np.ndarray, source_depth: int,
-                  source_full_range: bool, fmt: OutputFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Turn the styled RGB at render size into the output's Y, Cb and Cr planes.
+def styled_planes(offsets: np.ndarray, y_codes: np.ndarray, source_depth: int, source_full_range: bool,
+                  fmt: OutputFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turn a styled frame's offsets at render size into the output's Y, Cb and Cr planes.
 
     Args:
-        rgb: ``(3, h, w)`` styled RGB in [0, 1] at render size.
-        seen_luma: ``(h, w)`` the normalised luma the model saw.
+        offsets: ``(3, h, w)`` from ``style_offsets`` in ``fmt.matrix`` (possibly smoothed).
         y_codes: ``(H, W)`` the source's Y plane (its codes).
         source_depth: the source's bit depth.
         source_full_range: the source's range.
@@ -73,11 +92,10 @@ def styled_planes(rgb: np.ndarray, seen_luma: np.ndarray, y_codes: np.ndarray, s
     Returns:
         (y, cb, cr) code planes in ``fmt.dtype``.
     """
-    ycc = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb)), fmt.matrix)
     source = luma_codes_to_unit(torch.from_numpy(y_codes.astype(np.float32)), source_depth, source_full_range)
-    y = luma_unit_to_codes(torch.from_numpy(styled_luma(ycc[0].numpy(), seen_luma, source.numpy())), fmt.bit_depth, fmt.full_range)
+    y = luma_unit_to_codes(torch.from_numpy(styled_luma(offsets[0], source.numpy())), fmt.bit_depth, fmt.full_range)
     ch, cw = fmt.chroma_size
-    chroma = upsample_chroma(ycc[1:].numpy(), (ch, cw))
+    chroma = upsample_chroma(np.ascontiguousarray(offsets[1:]), (ch, cw))
     codes = chroma_unit_to_codes(torch.from_numpy(chroma), fmt.bit_depth, fmt.full_range)
     dtype = fmt.dtype
     return y.numpy().astype(dtype), codes[0].numpy().astype(dtype), codes[1].numpy().astype(dtype)

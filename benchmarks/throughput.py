@@ -62,7 +62,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int, model: str, threads: int = 0) -> dict:
+def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int, model: str, threads: int = 0,
+            codec: str = "x264") -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
 
@@ -81,7 +82,7 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int
         count = sum(1 for _ in iter_frames(clip, info))
         assert count == n
     elif kind == "decode_encode":
-        with tempfile.TemporaryDirectory() as tmp, OutputWriter(Path(tmp) / "out.mp4", info, "x264") as writer:
+        with tempfile.TemporaryDirectory() as tmp, OutputWriter(Path(tmp) / "out.mp4", info, codec) as writer:
             fmt = writer.format
             for frame in iter_frames(clip, info):
                 cb = np.full(fmt.chroma_size, 128, fmt.dtype)
@@ -112,7 +113,7 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int
 
         with tempfile.TemporaryDirectory() as tmp:
             colorize_video(clip, str(Path(tmp) / "out.mp4"), model=model, device=device, render_size=render_size,
-                           batch_size=str(batch_size), quiet=True)
+                           batch_size=str(batch_size), codec=codec, quiet=True)
     seconds = time.perf_counter() - t0
     result.update(seconds=seconds, fps=n / seconds, peak_rss_mb=peak_rss_mb())
     if torch.cuda.is_available() and device != "cpu":
@@ -124,7 +125,7 @@ def run_child(kind: str, clip: str, args) -> dict:
     """Run ``measure`` in a fresh process (separate memory peaks, no warm caches shared)."""
     cmd = [sys.executable, __file__, "--child", kind, "--clip", clip, "--device", args.device,
            "--render-size", str(args.render_size), "--batch-size", str(args.batch_size), "--model", args.model,
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads), "--codec", args.codec]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -139,12 +140,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--codec", default="x264", help="encoder for decode+encode and the pipeline (x264, nvenc-h264, ...)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.clip, args.device, args.render_size, args.batch_size, args.model,
-                                 args.threads)))
+                                 args.threads, args.codec)))
         return
     import torch
 
@@ -153,6 +155,7 @@ def main() -> None:
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "device": args.device, "render_size": args.render_size, "batch_size": args.batch_size, "model": args.model,
+        "codec": args.codec,
         "torch_threads": args.threads or torch.get_num_threads(),
         "results": [],
     }
@@ -176,7 +179,8 @@ def main() -> None:
                   f" | overlap efficiency {row['overlap_efficiency']:.2f} | peak RSS {row['pipeline']['peak_rss_mb']:.0f} MiB"
                   + (f" | peak GPU {row['pipeline']['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in row["pipeline"] else ""),
                   flush=True)
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device.replace(':', '')}.json"
+    suffix = "" if args.codec == "x264" else f"-{args.codec}"
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device.replace(':', '')}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")

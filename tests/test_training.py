@@ -201,6 +201,17 @@ def _dataset(photos, clips, *, crop=32, video_fraction=0.0, hints=0.5, styles=1,
     return PairDataset(photos, clips, DataOptions(crop, video_fraction, hints, styles, seed))
 
 
+def test_style_fraction_sets_the_share_of_styled_samples():
+    photos = [smooth_photo(64, seed=s) for s in range(2)]
+
+    def styled_share(fraction: float) -> float:
+        ds = PairDataset(photos, [], DataOptions(32, 0.0, 0.5, 4, 0, style_fraction=fraction))
+        return float(np.mean([int(ds[i]["style"]) > 0 for i in range(200)]))
+
+    assert styled_share(0.0) == 0.0 and styled_share(1.0) == 1.0
+    assert 0.15 < styled_share(0.25) < 0.35 and 0.65 < styled_share(0.75) < 0.85
+
+
 def ramp_photo(size: int = 96, seed: int = 0) -> np.ndarray:
     """``smooth_photo`` whose red channel rises left to right, so a mirrored crop shows."""
     photo = smooth_photo(size, seed)

@@ -88,6 +88,7 @@ class TrainConfig:
     init_from: str = ""  # a model (name or path) whose weights start the generator ("": random)
     video_fraction: float = 0.3  # share of pairs drawn from clips (rest: photos under affine motion)
     hint_probability: float = 0.5  # share of samples given true-chroma hints
+    style_fraction: float = 0.75  # style phase: share of samples given a painting style (rest: natural colour)
     max_photo_side: int = 512  # photos are cached at most this size
     max_video_frames: int = 300  # frames cached per clip
     model: GeneratorConfig = field(default_factory=GeneratorConfig)

@@ -203,6 +203,7 @@ class DataOptions:
     hint_probability: float
     num_styles: int  # including natural colour
     seed: int
+    style_fraction: float = 0.75  # share of samples given a painting style (style phase)
 
 
 class PairDataset(Dataset):
@@ -249,7 +250,7 @@ class PairDataset(Dataset):
             flow = flow[:, ::-1] * np.array([-1.0, 1.0], np.float32)
         rgb = np.stack((a, b)).astype(np.float32) / 255.0  # (2, S, S, 3)
         hints, hint_mask = sample_hints(rgb_to_chroma(rgb), opt.hint_probability, rng)
-        style = int(rng.integers(1, opt.num_styles)) if opt.num_styles > 1 and rng.random() < 0.75 else 0
+        style = int(rng.integers(1, opt.num_styles)) if opt.num_styles > 1 and rng.random() < opt.style_fraction else 0
         return {
             "rgb": torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))),
             "flow": torch.from_numpy(np.ascontiguousarray(flow.transpose(2, 0, 1))),

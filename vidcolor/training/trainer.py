@@ -176,7 +176,8 @@ class Trainer:
         photos, clips = load_sources(data_paths, cfg.crop, cfg.max_photo_side, cfg.max_video_frames)
         log.info("data: %d photos, %d clips (%d frames) loaded in %.0f s", len(photos), len(clips),
                  sum(len(c) for c in clips), time.time() - t0)
-        options = DataOptions(cfg.crop, cfg.video_fraction, cfg.hint_probability, len(cfg.model.style_names), cfg.seed)
+        options = DataOptions(cfg.crop, cfg.video_fraction, cfg.hint_probability, len(cfg.model.style_names), cfg.seed,
+                              cfg.style_fraction)
         dataset = PairDataset(photos, clips, options)
         loader = make_loader(dataset, cfg.batch_size, cfg.workers, self.step)
         if cfg.workers > 0:

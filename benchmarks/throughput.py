@@ -76,7 +76,11 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int
 
     info = probe(clip, verdict=False)
     n = info.video.frame_count
-    result: dict = {"kind": kind, "frames": n}
+    from vidcolor.io.encode import resolve_codec
+
+    # "auto": what colorize would pick here, so the ceiling and the pipeline use one encoder.
+    codec = resolve_codec(codec, info.video, device.startswith("cuda") and torch.cuda.is_available(), portable=False)
+    result: dict = {"kind": kind, "frames": n, "codec": codec}
     t0 = time.perf_counter()
     if kind == "decode":
         count = sum(1 for _ in iter_frames(clip, info))

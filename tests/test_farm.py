@@ -331,6 +331,10 @@ def test_farm_refuses_bad_jobs_before_starting_ray(tmp_path, film, model_path):
         chunk_dir = tmp_path / "c"
         check_manifest(ChunkLayout(chunk_dir, "film", ".mkv"), {"codec": "x264"})
         run_farm(film.path, tmp_path / "new.mkv", **kwargs, force=True, chunk_dir=chunk_dir)
+    deep = make_clip(tmp_path / "deep.mkv", width=64, height=48, frames=4, pix_fmt="yuv420p10le", lossless=True,
+                     content="grey")
+    with pytest.raises(UsageError, match="8-bit"):  # refused here, not by every worker
+        run_farm(deep.path, tmp_path / "deep_out.mp4", **{**kwargs, "codec": "nvenc-h264"}, force=True)
 
 
 # ----- Ray ----------------------------------------------------------------------------------

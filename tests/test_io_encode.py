@@ -272,6 +272,16 @@ def test_auto_codec_falls_back_to_x264_without_nvenc(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="10-bit"):
         encode.resolve_codec("nvenc-hevc", v10, cuda=True, portable=False)
     assert encode.resolve_codec("ffv1", v10, cuda=True, portable=False) == "ffv1"
+    # NVENC would narrow 4:2:2 to 4:2:0 where x264 keeps it: auto stays on x264.
+    v422 = _video(tmp_path, "yuv422p", "c.mkv")
+    assert encode.resolve_codec("auto", v422, cuda=True, portable=False) == "x264"
+    # Larger than NVENC takes: auto falls back, a named NVENC codec is refused in one line.
+    from dataclasses import replace
+
+    huge = replace(v8, width=7680, height=4320)
+    assert encode.resolve_codec("auto", huge, cuda=True, portable=False) == "x264"
+    with pytest.raises(UsageError, match="4096"):
+        encode.resolve_codec("nvenc-h264", huge, cuda=True, portable=False)
     with pytest.raises(UsageError, match="unknown codec"):
         encode.resolve_codec("divx", v8, cuda=False, portable=False)
 

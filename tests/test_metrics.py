@@ -162,6 +162,32 @@ def test_chroma_warp_error_ignores_luma_changes_and_sees_chroma_ones():
     assert errs["warp_error"] == pytest.approx(((1.402 * d) ** 2 + (0.714136 * d) ** 2) / 3, rel=1e-4)
 
 
+def test_warp_errors_match_a_direct_computation():
+    """Against the definition written out here with OpenCV alone: DIS flow t -> t-1 on the
+    flow source, forward-backward mask, masked mean squared difference, averaged over pairs."""
+    clip = translated_clip()
+    gains = np.random.default_rng(4).uniform(0.8, 1.2, (len(clip), 3)).astype(np.float32)
+    frames = [np.clip(f * g, 0, 1).astype(np.float32) for f, g in zip(clip, gains)]
+    greys = [(f @ np.array([0.299, 0.587, 0.114], np.float32)) for f in clip]
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    expected = []
+    for t in range(1, len(frames)):
+        a = (np.clip(greys[t], 0, 1) * 255 + 0.5).astype(np.uint8)
+        b = (np.clip(greys[t - 1], 0, 1) * 255 + 0.5).astype(np.uint8)
+        back, fwd = dis.calc(a, b, None), dis.calc(b, a, None)
+        h, w = a.shape
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        tx, ty = gx + back[..., 0], gy + back[..., 1]
+        fb = cv2.remap(fwd, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err2 = ((back + fb) ** 2).sum(-1)
+        ok = err2 <= 0.01 * ((back ** 2).sum(-1) + (fb ** 2).sum(-1)) + 0.5
+        ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+        warped = cv2.remap(frames[t - 1], tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        expected.append(float(((frames[t] - warped) ** 2)[ok].mean()))
+    got = warp_errors({"clip": frames}, greys)["clip"]["warp_error"]
+    assert got == pytest.approx(float(np.mean(expected)), rel=1e-4)
+
+
 def test_warp_errors_share_one_flow_and_match_warp_error():
     clip = translated_clip()
     gains = np.random.default_rng(3).uniform(0.8, 1.2, (len(clip), 3)).astype(np.float32)

@@ -392,7 +392,7 @@ def _check_job(source: str, output: str, codec: str, smooth: float, strength: fl
                workers: int | None, max_retries: int, force: bool, overwrite: bool):
     """Refuse bad options and a bad input or output before starting Ray; returns the probe."""
     from vidcolor.io.atomic import check_output_path
-    from vidcolor.io.encode import AUTO_CODEC, CODECS, check_output_supported
+    from vidcolor.io.encode import AUTO_CODEC, CODECS, check_hardware_codec, check_output_supported
     from vidcolor.io.probe import media_kind, probe
 
     if codec not in CODECS:
@@ -413,6 +413,7 @@ def _check_job(source: str, output: str, codec: str, smooth: float, strength: fl
     if info.verdict == "colour" and not force:
         raise UsageError(f"{source} looks like a colour video; pass --force to recolour it from its luma")
     check_output_path(output, overwrite, [source])
+    check_hardware_codec(codec, info.video)  # workers check they have NVENC; the source is checked here
     check_output_supported(output, info, codec, copy_streams=True)
     return info
 

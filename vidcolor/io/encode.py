@@ -79,7 +79,10 @@ def _pix_fmt_name(family: str, depth: int) -> str:
 
 
 def _supported_formats(encoder: str) -> set[str]:
-    return {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+    try:
+        return {f.name for f in av.codec.Codec(encoder, "w").video_formats or ()}
+    except (av.error.FFmpegError, ValueError) as exc:  # an FFmpeg build without this encoder
+        raise UsageError(f"this FFmpeg build has no {encoder} encoder; choose another --codec") from exc
 
 
 def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
@@ -94,7 +97,7 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
 
     Args:
         video: the source's video stream.
-        codec: ``"x264"``, ``"x265"``, ``"prores"`` or ``"ffv1"``.
+        codec: a key of ``CODECS``.
 
     Returns:
         An OutputFormat.
@@ -159,16 +162,40 @@ def encoder_opens(codec: str) -> bool:
         return False
 
 
+NVENC_MAX_SIDE = 4096  # the largest width or height NVIDIA's H.264 encoder takes
+
+
+def check_hardware_codec(codec: str, video: VideoStreamInfo | None) -> None:
+    """Refuse a source an NVENC codec cannot encode (checks that need no GPU).
+
+    Args:
+        codec: our codec name (anything but NVENC passes).
+        video: the source's video stream, or None.
+
+    Raises:
+        UsageError: a source deeper than 8 bits, or larger than NVENC takes.
+    """
+    if codec not in HARDWARE_CODECS or video is None:
+        return
+    if video.bit_depth > 8:
+        raise UsageError(f"--codec {codec} writes 8-bit video and the source is {video.bit_depth}-bit; "
+                         "use x265, prores or ffv1 to keep its depth")
+    if max(video.width, video.height) > NVENC_MAX_SIDE:
+        raise UsageError(f"--codec {codec} takes frames up to {NVENC_MAX_SIDE} pixels a side and the source is "
+                         f"{video.width}x{video.height}; use x264, x265, prores or ffv1")
+
+
 def resolve_codec(codec: str, video: VideoStreamInfo | None, cuda: bool, portable: bool) -> str:
     """The encoder a run uses: ``auto`` picked, a hardware codec checked before any work.
 
-    ``auto`` is NVENC H.264 when the model runs on CUDA, the source is 8-bit and
-    ``h264_nvenc`` opens; x264 otherwise, and always for ``portable`` outputs (farm chunks):
-    chunks from nodes with and without NVENC would not merge, so they all use x264.
+    ``auto`` is NVENC H.264 when the model runs on CUDA, NVENC can write the source as x264
+    would (8-bit, the same chroma subsampling, at most 4096 pixels a side) and ``h264_nvenc``
+    opens; x264 otherwise, and always for ``portable`` outputs (farm chunks and resumable
+    segments): chunks from nodes with and without NVENC would not merge.
 
     Args:
         codec: ``--codec`` as given.
-        video: the source's video stream (None: no check of its depth).
+        video: the source's video stream (None: no check of the source).
         cuda: whether the model runs on a CUDA device.
         portable: the output is a chunk to be merged with others.
 
@@ -179,17 +206,20 @@ def resolve_codec(codec: str, video: VideoStreamInfo | None, cuda: bool, portabl
         UsageError: an unknown codec, or a hardware codec this machine or source cannot use.
     """
     if codec == AUTO_CODEC:
-        deep = video is not None and video.bit_depth > 8
-        return "nvenc-h264" if cuda and not portable and not deep and encoder_opens("nvenc-h264") else "x264"
+        if not cuda or portable or video is None:
+            return "x264"
+        try:
+            check_hardware_codec("nvenc-h264", video)
+        except UsageError:
+            return "x264"
+        same_layout = output_format(video, "nvenc-h264").chroma_shift == output_format(video, "x264").chroma_shift
+        return "nvenc-h264" if same_layout and encoder_opens("nvenc-h264") else "x264"
     if codec not in CODECS:
         raise UsageError(f"unknown codec {codec!r}; use one of {AUTO_CODEC}, {', '.join(CODECS)}")
-    if codec in HARDWARE_CODECS:
-        if video is not None and video.bit_depth > 8:
-            raise UsageError(f"--codec {codec} writes 8-bit video and the source is {video.bit_depth}-bit; "
-                             "use x265, prores or ffv1 to keep its depth")
-        if not encoder_opens(codec):
-            raise UsageError(f"--codec {codec}: NVIDIA's hardware encoder cannot be opened on this machine "
-                             "(no NVIDIA GPU or driver); use --codec auto or x264")
+    check_hardware_codec(codec, video)
+    if codec in HARDWARE_CODECS and not encoder_opens(codec):
+        raise UsageError(f"--codec {codec}: NVIDIA's hardware encoder cannot be opened on this machine "
+                         "(no NVIDIA GPU or driver); use --codec auto or x264")
     return codec
 
 
@@ -319,8 +349,8 @@ class OutputWriter:
         Args:
             path: the output file (usually ``atomic_output``'s temporary name).
             source: the probed source.
-            codec: ``"x264"``, ``"x265"``, ``"prores"`` or ``"ffv1"``.
-            crf: x264/x265 quality (None: default).
+            codec: a key of ``CODECS``.
+            crf: x264/x265 quality, NVENC's constant quality (None: default).
             copy_streams: copy the source's audio, subtitle and data streams.
             video_only: write the video alone (farm chunks).
             frame_range: ``(start, end)`` frames this output covers: only copied packets in

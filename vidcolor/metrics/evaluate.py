@@ -3,7 +3,9 @@
 Every input is colour; it is turned grey first (BT.601 luma of its RGB, the model's own
 space), colorized, and compared with the original. Each method's output is rebuilt the same
 way: **the true luma plus that method's chroma** (BT.601 full-range YCbCr to RGB, clamped), so
-methods differ only in their chroma and luma never counts for or against anyone.
+methods differ only in their chroma and luma never counts for or against anyone. (In style mode,
+``style=``, the styled methods change luma as ``colorize --style`` does, and that counts in their
+warp error; see ``evaluate_clip``.)
 
 Methods:
 
@@ -603,7 +605,10 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
             "references": references,
             "style": style,
             "strength": strength if style is not None else None,
-            "colour_space": "BT.601 full-range YCbCr; outputs are the true luma plus each method's chroma",
+            "colour_space": ("BT.601 full-range YCbCr; outputs are the true luma plus each method's chroma"
+                             if style is None else
+                             "BT.601 full-range YCbCr; styled outputs are the true luma plus the style's change of "
+                             "luma, with the style's chroma"),
             "auc": {"max_threshold": AUC_MAX_THRESHOLD, "steps": AUC_STEPS},
             "cdc": {"bins": CDC_BINS, "gaps": list(CDC_GAPS)},
         },

@@ -22,6 +22,7 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
 from vidcolor.farm.chunks import ChunkLayout, check_manifest, format_range, plan_chunks, remove_chunks
 from vidcolor.io.atomic import check_output_path
+from vidcolor.io.encode import AUTO_CODEC
 from vidcolor.io.probe import probe
 from vidcolor.io.remux import merge_chunks
 from vidcolor.models.generator import Generator
@@ -44,7 +45,9 @@ def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) ->
         model_id = f"in-memory {sum(p.numel() for p in model.parameters())} parameters"
     return {
         "source": Path(cfg.input).name, "source_bytes": os.path.getsize(cfg.input), "source_frames": frame_count,
-        "model": model_id, "codec": cfg.codec, "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
+        # Segments are portable outputs, so "auto" always writes x264: record what is written.
+        "model": model_id, "codec": "x264" if cfg.codec == AUTO_CODEC else cfg.codec,
+        "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
         "references": list(cfg.references), "style": cfg.style, "strength": cfg.strength,
         "segment_frames": cfg.segment_frames, "deinterlace": cfg.deinterlace,
     }

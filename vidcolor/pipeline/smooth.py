@@ -99,8 +99,9 @@ class ChromaSmoother:
 
         Args:
             luma: ``(H, W)`` float32 luma in [0, 1] (or uint8 codes) at render size.
-            chroma: ``(C, H, W)`` float32, same size: (Cb, Cr) in colorize mode, RGB in
-                style mode (any 1 to 4 channels are smoothed alike).
+            chroma: ``(C, H, W)`` float32, same size: (Cb, Cr) in colorize mode, the style's
+                offsets (luma change, Cb, Cr) in style mode (any 1 to 4 channels are
+                smoothed alike).
 
         Returns:
             A new ``(C, H, W)`` float32 array of smoothed values (the input itself when

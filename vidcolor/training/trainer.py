@@ -328,6 +328,7 @@ class Trainer:
             "losses": to_dict(self.config.loss),
             "vgg_weights": self.vgg.source,
             "style_images": list(self.config.style_images),
+            "style_fraction": self.config.style_fraction,
             "init_from": self.config.init_from,
             "run": self.run_dir.name,
         }

@@ -69,7 +69,7 @@ from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
-from vidcolor.pipeline.style import style_offsets, style_weights, styled_luma
+from vidcolor.pipeline.style import style_offsets, style_weights, styled_luma, styled_rgb
 
 log = logging.getLogger("vidcolor")
 
@@ -359,7 +359,8 @@ def clip_chroma(generator: ChromaGenerator, small_lumas: Sequence[np.ndarray], h
         on_batch: called with the number of frames after each batch (progress).
 
     Returns:
-        ``T`` chroma frames ``(2, h, w)`` float32 (before smoothing and reference blending).
+        ``T`` frames ``(C, h, w)`` float32 (before smoothing and reference blending): chroma, or
+        the RGB coefficient maps when the generator is in style mode.
     """
     hints = hints or ReferenceHints({})
     out: list[np.ndarray] = []
@@ -421,9 +422,10 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         used = sorted({t for t in references if t < n})
         hints = reference_hints(truth8, used, small, render)
         raw = clip_chroma(generator, small, hints, bar.update)
-        if styled:  # smoothed as the pipeline does it: the style's change of luma and its chroma
-            raw = [style_offsets(c, small[t]) for t, c in enumerate(raw)]
         smoothed = smooth_sequence(small, raw, smooth)
+        if styled:  # as the pipeline does it: coefficient maps smoothed, then applied
+            raw, smoothed = ([style_offsets(styled_rgb(m, small[t]), small[t]) for t, m in enumerate(seq)]
+                             for seq in (raw, smoothed))
         chromas = {"model": [blend(c, hints.get(t)) for t, c in enumerate(smoothed)],
                    "per-frame": [blend(c, hints.get(t)) for t, c in enumerate(raw)], "grey": None}
 
@@ -585,7 +587,8 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
     if groups:
         datasets += _evaluate_photo_groups(model, groups, render_size, dev, max_images, progress)
     if clips:
-        generator = ChromaGenerator(model, dev, style=weights, head="chroma" if style is None else "rgb")
+        generator = ChromaGenerator(model, dev, style=weights, head="chroma" if style is None else "rgb",
+                                    maps=style is not None)
         datasets += _evaluate_clips(generator, clips, render_size, smooth, max_frames, progress, references)
     from vidcolor import __version__
 

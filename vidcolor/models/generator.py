@@ -207,7 +207,38 @@ class Generator(nn.Module):
         return out
 
     @staticmethod
-    def apply_coefficients(coeffs: torch.Tensor, luma: torch.Tensor, kind: str) -> torch.Tensor:
+    def upsample_coefficients(coeffs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Coefficients at 1/f resolution to per-pixel coefficient maps (bilinear).
+
+        Args:
+            coeffs: [B, 2K, h, w] coefficients (a for K channels, then b for K channels).
+            size: (H, W) of the luma they will be applied to.
+
+        Returns:
+            [B, 2K, H, W] maps: smooth fields, safe to filter over time.
+        """
+        return F.interpolate(coeffs, size=size, mode="bilinear", align_corners=False)
+
+    @staticmethod
+    def apply_maps(maps: torch.Tensor, luma: torch.Tensor, kind: str) -> torch.Tensor:
+        """Apply per-pixel coefficient maps to luma of the same size.
+
+        Args:
+            maps: [B, 2K, H, W] from ``upsample_coefficients``.
+            luma: [B, 1, H, W] normalised luma.
+            kind: "chroma" (K=2, output in [-0.5, 0.5]) or "rgb" (K=3, output in [0, 1]).
+
+        Returns:
+            [B, K, H, W] chroma or RGB.
+        """
+        a, bias = maps.chunk(2, dim=1)
+        lin = a * (luma - 0.5) + bias
+        if kind == "chroma":
+            return 0.5 * torch.tanh(lin)
+        return torch.sigmoid(lin + 2.0 * (luma - 0.5))  # luma-led start: grey in, grey out
+
+    @classmethod
+    def apply_coefficients(cls, coeffs: torch.Tensor, luma: torch.Tensor, kind: str) -> torch.Tensor:
         """Upsample coefficients to ``luma``'s size and apply them (the guided upsampling).
 
         Works at any output size, so callers may apply coefficients to a larger luma than the
@@ -221,12 +252,38 @@ class Generator(nn.Module):
         Returns:
             [B, K, H, W] chroma or RGB.
         """
-        coeffs = F.interpolate(coeffs, size=luma.shape[-2:], mode="bilinear", align_corners=False)
-        a, bias = coeffs.chunk(2, dim=1)
-        lin = a * (luma - 0.5) + bias
-        if kind == "chroma":
-            return 0.5 * torch.tanh(lin)
-        return torch.sigmoid(lin + 2.0 * (luma - 0.5))  # luma-led start: grey in, grey out
+        return cls.apply_maps(cls.upsample_coefficients(coeffs, luma.shape[-2:]), luma, kind)
+
+    def coefficient_maps(
+        self,
+        luma: torch.Tensor,
+        hint_chroma: torch.Tensor | None = None,
+        hint_mask: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+        z: torch.Tensor | None = None,
+        heads: tuple[str, ...] = ("chroma",),
+    ) -> dict[str, torch.Tensor]:
+        """Per-pixel coefficient maps at ``luma``'s size (any size, padded internally):
+        ``apply_maps(maps, luma, kind)`` gives exactly what ``forward`` returns.
+
+        Args:
+            luma, hint_chroma, hint_mask, style, z, heads: see ``forward``.
+
+        Returns:
+            {"chroma": [B, 4, H, W], "rgb": [B, 6, H, W]} for the requested heads.
+        """
+        b, _, h, w = luma.shape
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            pad = (0, pw, 0, ph)
+            luma_p = F.pad(luma, pad, mode="replicate")
+            hint_chroma = None if hint_chroma is None else F.pad(hint_chroma, pad)
+            hint_mask = None if hint_mask is None else F.pad(hint_mask, pad)
+        else:
+            luma_p = luma
+        coeffs = self.coefficients(luma_p, hint_chroma, hint_mask, style, z, heads)
+        return {kind: self.upsample_coefficients(c, luma_p.shape[-2:])[..., :h, :w] for kind, c in coeffs.items()}
 
     def forward(
         self,
@@ -247,22 +304,8 @@ class Generator(nn.Module):
             {"chroma": [B, 2, H, W] in [-0.5, 0.5], "rgb": [B, 3, H, W] in [0, 1]} for the
             requested heads.
         """
-        b, _, h, w = luma.shape
-        m = self.multiple
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            pad = (0, pw, 0, ph)
-            luma_p = F.pad(luma, pad, mode="replicate")
-            hint_chroma = None if hint_chroma is None else F.pad(hint_chroma, pad)
-            hint_mask = None if hint_mask is None else F.pad(hint_mask, pad)
-        else:
-            luma_p = luma
-        coeffs = self.coefficients(luma_p, hint_chroma, hint_mask, style, z, heads)
-        out = {}
-        for kind, c in coeffs.items():
-            full = self.apply_coefficients(c, luma_p, kind)
-            out[kind] = full[..., :h, :w]
-        return out
+        maps = self.coefficient_maps(luma, hint_chroma, hint_mask, style, z, heads)
+        return {kind: self.apply_maps(m, luma, kind) for kind, m in maps.items()}
 
 
 def build_generator(config: GeneratorConfig) -> Generator:

@@ -47,12 +47,15 @@ class ChromaGenerator:
         style: [num_styles] style mixing weights (None: natural colour).
         autocast: use fp16 (CUDA) for the forward pass; checked to stay within one code value.
         head: "chroma" (2 channels out) or "rgb" (3 channels out).
+        maps: return the head's per-pixel coefficient maps (4 or 6 channels, see
+            ``Generator.coefficient_maps``) instead of its output: style mode smooths those.
     """
 
     def __init__(self, model: Generator, device: torch.device, style: torch.Tensor | None = None, autocast: bool = True,
-                 head: str = "chroma"):
+                 head: str = "chroma", maps: bool = False):
         assert head in ("chroma", "rgb"), f"unknown head {head!r}"
         self.head = head
+        self.maps = maps
         # Channels-last: the convolutions' fast layout on the CPU (oneDNN, about 27% faster
         # here) and on CUDA tensor cores; the model's results do not depend on it.
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
@@ -66,7 +69,8 @@ class ChromaGenerator:
     def _forward(self, luma: torch.Tensor, hint_chroma: torch.Tensor | None, hint_mask: torch.Tensor | None) -> torch.Tensor:
         style = None if self.style is None else self.style.expand(luma.shape[0], -1)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
-            out = self.model(luma, hint_chroma, hint_mask, style=style, heads=(self.head,))[self.head]
+            run = self.model.coefficient_maps if self.maps else self.model
+            out = run(luma, hint_chroma, hint_mask, style=style, heads=(self.head,))[self.head]
             return out.float().contiguous()  # plain layout for numpy and OpenCV downstream
 
     def _forward_split(self, luma, hint_chroma, hint_mask) -> torch.Tensor:

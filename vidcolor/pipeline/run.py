@@ -46,7 +46,7 @@ from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsa
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
-from vidcolor.pipeline.style import style_offsets, style_weights, styled_planes
+from vidcolor.pipeline.style import style_offsets, style_weights, styled_planes, styled_rgb
 
 log = logging.getLogger("vidcolor")
 MODEL_MATRIX = "bt601"  # the model's fixed colour space (see vidcolor.color)
@@ -375,10 +375,10 @@ def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: Referenc
                   inq: queue.Queue, out: queue.Queue) -> None:
     smoother = ChromaSmoother(alpha)
     for frame, luma, chroma in stages.drain(inq):
-        if style_matrix is not None:  # styled RGB: smooth what the style changes (no ghosting)
-            chroma = style_offsets(chroma, luma, style_matrix)
         # The reference is blended after smoothing so a hand-coloured frame comes out as given.
         smoothed = blend(smoother(luma, chroma), hints.get(frame.index))
+        if style_matrix is not None:  # style mode smooths coefficient maps: apply them now
+            smoothed = style_offsets(styled_rgb(smoothed, luma), luma, style_matrix)
         if frame.index >= plan.start:  # warm-up frames only prime the smoother
             stages.put(out, (frame, luma, smoothed))
     stages.put(out, _END)
@@ -409,7 +409,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
         model, _ = load_generator(cfg.model, device)
     styled = cfg.style is not None
     weights = style_weights(model.style_names, cfg.style, cfg.strength) if styled else None
-    generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma")
+    generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma", maps=styled)
     video = info.video
     stats = DecodeStats()
     previews: list[tuple[np.ndarray, np.ndarray]] = []

@@ -51,9 +51,9 @@ def _check_alpha(alpha: float) -> None:
 
 
 def _check_shapes(luma: np.ndarray, chroma: np.ndarray) -> None:
-    """ValueError unless luma is (H, W) and chroma (C, H, W) with 1 <= C <= 4."""
-    if luma.ndim != 2 or chroma.ndim != 3 or chroma.shape[1:] != luma.shape or not 1 <= chroma.shape[0] <= 4:
-        raise ValueError(f"expected luma (H, W) and chroma (C<=4, H, W), got {luma.shape} and {chroma.shape}")
+    """ValueError unless luma is (H, W) and chroma (C, H, W) with 1 <= C <= 8."""
+    if luma.ndim != 2 or chroma.ndim != 3 or chroma.shape[1:] != luma.shape or not 1 <= chroma.shape[0] <= 8:
+        raise ValueError(f"expected luma (H, W) and chroma (C<=8, H, W), got {luma.shape} and {chroma.shape}")
 
 
 def _interleaved(chroma: np.ndarray) -> np.ndarray:
@@ -100,8 +100,8 @@ class ChromaSmoother:
         Args:
             luma: ``(H, W)`` float32 luma in [0, 1] (or uint8 codes) at render size.
             chroma: ``(C, H, W)`` float32, same size: (Cb, Cr) in colorize mode, the style's
-                offsets (luma change, Cb, Cr) in style mode (any 1 to 4 channels are
-                smoothed alike).
+                six colour-coefficient maps in style mode (any 1 to 8 channels are smoothed
+                alike).
 
         Returns:
             A new ``(C, H, W)`` float32 array of smoothed values (the input itself when
@@ -158,7 +158,7 @@ def smooth_sequence(
 
     Args:
         lumas: ``T`` luma frames ``(H, W)``.
-        chromas: ``T`` frames of 1 to 4 planes ``(C, H, W)`` (chroma, or a style's offsets).
+        chromas: ``T`` frames of 1 to 8 planes ``(C, H, W)`` (chroma, or a style's coefficient maps).
         alpha: smoothing strength in [0, 1).
 
     Returns:

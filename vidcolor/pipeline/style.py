@@ -5,8 +5,8 @@
 RGB head and 1 the full style. Unlike colorize mode, a style changes luma too: the output is
 RGB converted with the stream's own matrix and range. The model sees render size only, so the
 source's full-resolution detail (grain, edges) is kept by adding the style's *change* of luma,
-upsampled, to the source's own luma; temporal smoothing works on that change and the chroma
-(``style_offsets``), so it never drags old edges along.
+upsampled, to the source's own luma. Temporal smoothing works on the style's colour-coefficient
+maps (``styled_rgb``), so it never drags old edges along.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from vidcolor.color import chroma_unit_to_codes, luma_codes_to_unit, luma_unit_to_codes, rgb_to_ycbcr
 from vidcolor.errors import UsageError
 from vidcolor.io.encode import OutputFormat
+from vidcolor.models.generator import Generator
 from vidcolor.pipeline.batch import upsample_chroma
 
 
@@ -42,12 +43,29 @@ def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> 
     return weights
 
 
+def styled_rgb(maps: np.ndarray, seen_luma: np.ndarray) -> np.ndarray:
+    """Apply (possibly smoothed) RGB coefficient maps to the luma the model saw.
+
+    Temporal smoothing in style mode runs on the maps, not on the styled picture: they are
+    smooth fields, so blending them along the flow cannot drag the previous frame's edges
+    into this one (smoothing RGB, or the style's change of luma, did: a style that changes
+    contrast carries the picture's structure in its output); the structure always comes from
+    this frame's own luma.
+
+    Args:
+        maps: ``(6, h, w)`` from ``Generator.coefficient_maps`` (RGB head).
+        seen_luma: ``(h, w)`` the normalised luma the model saw.
+
+    Returns:
+        ``(3, h, w)`` float32 RGB in [0, 1].
+    """
+    rgb = Generator.apply_maps(torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))[None],
+                               torch.from_numpy(np.ascontiguousarray(seen_luma, dtype=np.float32))[None, None], "rgb")
+    return rgb[0].numpy()
+
+
 def style_offsets(rgb: np.ndarray, seen_luma: np.ndarray, matrix: str = "bt601") -> np.ndarray:
     """A styled frame as what it changes: (luma change, Cb, Cr) at render size.
-
-    Temporal smoothing runs on these planes, not on the RGB: the style's change of tone moves
-    with the picture, so blending it along the flow leaves no ghost of the previous frame's
-    luma (smoothing absolute RGB would drag old edges into the new frame).
 
     Args:
         rgb: ``(3, h, w)`` styled RGB in [0, 1] at render size.

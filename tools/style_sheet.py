@@ -27,18 +27,20 @@ from vidcolor.io.probe import probe  # noqa: E402
 from vidcolor.models.weights import load_generator  # noqa: E402
 from vidcolor.pipeline.run import colorize_video, planes_to_rgb, write_contact_sheet  # noqa: E402
 
-WIDTH = 240
+HEIGHT = 150  # every thumbnail's height (a sheet's rows need one height; widths follow the aspect)
 
 
 def frame_rgb(path: str, index: int) -> np.ndarray:
     """RGB thumbnail of one frame of a video (grey streams get neutral chroma)."""
     info = probe(path, verdict=False).video
+    width = max(1, round(HEIGHT * info.width / info.height))
     for frame in iter_frames(path, end=index):
         if frame.index == index:
             cb, cr = frame.cb, frame.cr
             if cb is None:
                 cb = cr = np.full((1, 1), 1 << (info.bit_depth - 1), np.float32)
-            return planes_to_rgb(frame.y, cb, cr, info.bit_depth, info.full_range, info.matrix, WIDTH)
+            thumb = planes_to_rgb(frame.y, cb, cr, info.bit_depth, info.full_range, info.matrix, width)
+            return cv2.resize(thumb, (width, HEIGHT), interpolation=cv2.INTER_AREA)  # exact height after rounding
     raise SystemExit(f"{path} has no frame {index}")
 
 

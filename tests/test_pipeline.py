@@ -342,3 +342,27 @@ def test_unreadable_inputs_give_input_errors(tmp_path, model_path):
     with pytest.raises(InputError):
         run(text, tmp_path / "o.mp4", model_path)
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("depth,full_range,matrix,shift", [(8, False, "bt709", (1, 1)), (10, False, "bt2020", (1, 0)),
+                                                           (8, True, "bt601", (0, 0))])
+def test_chroma_planes_scaled_before_upsampling_match_scaling_after(depth, full_range, matrix, shift):
+    """The fast path (matrix and code scaling at render size) writes what scaling at full size would."""
+    from vidcolor.color import chroma_unit_to_codes, convert_chroma
+    from vidcolor.io.encode import OutputFormat
+    from vidcolor.pipeline.batch import upsample_chroma
+    from vidcolor.pipeline.run import MODEL_MATRIX, chroma_to_planes
+
+    rng = np.random.default_rng(1)
+    chroma = cv2.GaussianBlur(rng.normal(0, 0.2, (48, 80, 2)).astype(np.float32), (7, 7), 2).transpose(2, 0, 1).copy()
+    chroma[:, :6, :6] = 0.8  # beyond the code range: clipping must happen after upsampling
+    fmt = OutputFormat("x", depth, shift, 250, 151, full_range, matrix)  # odd height: chroma size rounds up
+    cb, cr = chroma_to_planes(chroma, fmt)
+    ch, cw = fmt.chroma_size
+    up = torch.from_numpy(upsample_chroma(chroma, (ch, cw)))
+    expected = chroma_unit_to_codes(convert_chroma(torch.zeros(1, ch, cw), up, MODEL_MATRIX, matrix), depth, full_range)
+    got = np.stack([cb, cr]).astype(np.int64)
+    assert cb.dtype == fmt.dtype and cb.shape == (ch, cw)
+    diff = np.abs(got - expected.numpy().astype(np.int64))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float rounding at .5 boundaries only
+    assert got.max() == expected.numpy().max()  # clipped to the same top code

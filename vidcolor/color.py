@@ -111,6 +111,23 @@ def luma_unit_to_codes(y: torch.Tensor, bit_depth: int, full_range: bool) -> tor
     return (y * (219.0 * scale) + 16.0 * scale).round().clamp(16.0 * scale, 235.0 * scale)
 
 
+def chroma_code_scale(bit_depth: int, full_range: bool) -> tuple[float, float, float, float]:
+    """How chroma in [-0.5, 0.5] maps to stream code values: ``code = c * gain + mid``.
+
+    Args:
+        bit_depth: 8, 10, 12 or 16.
+        full_range: True for full range, False for limited (16-240 scaled).
+
+    Returns:
+        (gain, mid, lowest code, highest code).
+    """
+    scale = float(1 << (bit_depth - 8))
+    if full_range:
+        top = float((1 << bit_depth) - 1)
+        return top, 128.0 * scale, 0.0, top
+    return 224.0 * scale, 128.0 * scale, 16.0 * scale, 240.0 * scale
+
+
 def chroma_unit_to_codes(c: torch.Tensor, bit_depth: int, full_range: bool) -> torch.Tensor:
     """Chroma in [-0.5, 0.5] to rounded stream code values (still a float tensor).
 
@@ -122,14 +139,8 @@ def chroma_unit_to_codes(c: torch.Tensor, bit_depth: int, full_range: bool) -> t
     Returns:
         Rounded, clamped code values as float32.
     """
-    scale = float(1 << (bit_depth - 8))
-    mid = 128.0 * scale
-    if full_range:
-        top = float((1 << bit_depth) - 1)
-        out = c * top + mid
-        return out.round().clamp(0.0, top)
-    out = c * (224.0 * scale) + mid
-    return out.round().clamp(16.0 * scale, 240.0 * scale)
+    gain, mid, lo, hi = chroma_code_scale(bit_depth, full_range)
+    return (c * gain + mid).round().clamp(lo, hi)
 
 
 def chroma_codes_to_unit(c: torch.Tensor, bit_depth: int, full_range: bool) -> torch.Tensor:

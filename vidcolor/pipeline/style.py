@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import torch
 
-from vidcolor.color import chroma_unit_to_codes, luma_codes_to_unit, luma_unit_to_codes, rgb_to_ycbcr
+from vidcolor.color import luma_codes_to_unit, luma_unit_to_codes, rgb_to_ycbcr
 from vidcolor.errors import UsageError
 from vidcolor.io.encode import OutputFormat
 from vidcolor.models.generator import Generator
-from vidcolor.pipeline.batch import upsample_chroma
+from vidcolor.pipeline.batch import upsample_chroma_codes
 
 
 def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> torch.Tensor:
@@ -112,11 +112,8 @@ def styled_planes(offsets: np.ndarray, y_codes: np.ndarray, source_depth: int, s
     """
     source = luma_codes_to_unit(torch.from_numpy(y_codes.astype(np.float32)), source_depth, source_full_range)
     y = luma_unit_to_codes(torch.from_numpy(styled_luma(offsets[0], source.numpy())), fmt.bit_depth, fmt.full_range)
-    ch, cw = fmt.chroma_size
-    chroma = upsample_chroma(np.ascontiguousarray(offsets[1:]), (ch, cw))
-    codes = chroma_unit_to_codes(torch.from_numpy(chroma), fmt.bit_depth, fmt.full_range)
-    dtype = fmt.dtype
-    return y.numpy().astype(dtype), codes[0].numpy().astype(dtype), codes[1].numpy().astype(dtype)
+    codes = upsample_chroma_codes(offsets[1:], fmt.chroma_size, fmt.bit_depth, fmt.full_range, fmt.dtype)
+    return y.numpy().astype(fmt.dtype), codes[0], codes[1]
 
 
 def style_sheet(model, image_path: str, sheet_path: str, render_size: int = 256, width: int = 320) -> list[str]:

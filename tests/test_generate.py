@@ -71,6 +71,17 @@ def test_out_of_memory_with_one_frame_is_a_model_error():
         gen.submit(_batch(4))
 
 
+def test_auto_batch_takes_the_largest_batch_in_half_the_free_memory():
+    from vidcolor.pipeline.generate import AUTO_BATCH_CAP, batch_that_fits
+
+    mib = 2**20
+    # 1000 MiB free, half usable, 100 MiB fixed: 400 MiB / 30 MiB a frame = 13 frames.
+    assert batch_that_fits(1000 * mib, 100 * mib, 30 * mib) == 13
+    assert batch_that_fits(80_000 * mib, 100 * mib, 30 * mib) == AUTO_BATCH_CAP  # a big GPU: the cap
+    assert batch_that_fits(100 * mib, 100 * mib, 30 * mib) == 1  # nothing left: one frame, then back-off
+    assert batch_that_fits(1000 * mib, 100 * mib, 0) == AUTO_BATCH_CAP  # no measurable growth
+
+
 def test_render_shape_snaps_to_multiples_of_16():
     assert render_shape(1080, 1920, 256) == (256, 448)
     assert render_shape(362, 642, 256) == (256, 448)

@@ -102,7 +102,7 @@ def render_options(fn: Callable) -> Callable:
                           "(always x264 for --frames chunks and farm jobs, so chunks merge)."),
         click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18), NVENC's cq (18/20)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--batch-size", default="8", show_default=True, help="Frames per model call, or 'auto'."),
+        click.option("--batch-size", default="auto", show_default=True, help="Frames per model call, or 'auto' (8 on the CPU; sized by GPU memory on CUDA)."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
         click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma)."),
         click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif)."),

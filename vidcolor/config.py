@@ -112,7 +112,7 @@ class ColorizeConfig:
     codec: str = "auto"  # NVENC H.264 beside a CUDA model when it opens, else x264
     crf: int | None = None
     device: str = "auto"
-    batch_size: str = "8"  # an integer or "auto"
+    batch_size: str = "auto"  # an integer or "auto"
     preview: str | None = None
     overwrite: bool = False
     force: bool = False

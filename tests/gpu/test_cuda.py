@@ -30,6 +30,16 @@ def test_autocast_within_one_code_value_of_fp32():
     assert np.abs(codes32 - codes16).max() <= 1
 
 
+def test_auto_batch_size_is_measured_and_runs():
+    from vidcolor.pipeline.generate import AUTO_BATCH_CAP
+
+    gen = ChromaGenerator(tiny_generator(), torch.device("cuda"))
+    size = gen.fitting_batch_size((64, 112))
+    assert 1 <= size <= AUTO_BATCH_CAP
+    _, chroma = gen.submit(_batch(size, True)).result()
+    assert chroma.shape == (size, 2, 64, 112)
+
+
 def test_cuda_pipeline_equals_cpu_pipeline(tmp_path):
     src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=12, lossless=True, content="grey").path
     outs = {}

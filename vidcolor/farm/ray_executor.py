@@ -422,7 +422,7 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
              address: str | None = None, workers: int | None = None, codec: str = "x264",
              model: Any = "default", render_size: int = 256, smooth: float = 0.8,
              chunk_dir: str | os.PathLike | None = None, keep_chunks: bool = False, quiet: bool = False, *,
-             crf: int | None = None, device: str = "auto", batch_size: str = "8", style: str | None = None,
+             crf: int | None = None, device: str = "auto", batch_size: str = "auto", style: str | None = None,
              strength: float = 1.0, references: Sequence[str] = (), force: bool = False,
              deinterlace: bool = False, overwrite: bool = False,
              max_retries: int = DEFAULT_MAX_RETRIES) -> FarmReport:

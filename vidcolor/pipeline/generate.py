@@ -38,6 +38,33 @@ class Pending:
         return self.batch, self.chroma.numpy()
 
 
+# --batch-size auto on CUDA: at most this many frames per call (past it a bigger batch buys no
+# speed at render size 256, only memory), using at most this share of the free device memory.
+AUTO_BATCH_CAP = 64
+AUTO_BATCH_MEMORY_SHARE = 0.5
+
+
+def batch_that_fits(free_bytes: int, base_bytes: int, per_frame_bytes: int, cap: int = AUTO_BATCH_CAP,
+                    share: float = AUTO_BATCH_MEMORY_SHARE) -> int:
+    """The largest batch whose forward pass fits in a share of the free device memory.
+
+    Args:
+        free_bytes: free device memory now.
+        base_bytes: memory a forward pass needs whatever the batch (weights' workspace).
+        per_frame_bytes: extra memory per frame of the batch.
+        cap: the largest batch worth running.
+        share: the share of ``free_bytes`` the forward pass may use (the rest is headroom for
+            the copies in flight and other processes).
+
+    Returns:
+        A batch size between 1 and ``cap``.
+    """
+    room = free_bytes * share - base_bytes
+    if per_frame_bytes <= 0:
+        return cap
+    return int(max(1, min(cap, room // per_frame_bytes)))
+
+
 class ChromaGenerator:
     """Runs the generator on batches: its chroma head (colorize mode) or RGB head (style mode).
 
@@ -92,6 +119,38 @@ class ChromaGenerator:
                     raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
                 self.max_batch = step // 2
                 log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
+
+    def fitting_batch_size(self, render: tuple[int, int], hints: bool = False) -> int:
+        """``--batch-size auto`` on CUDA: measure the forward pass at 1 and 2 frames, then size.
+
+        Args:
+            render: (height, width) the model sees.
+            hints: whether batches carry reference hints.
+
+        Returns:
+            The batch size to use (between 1 and ``AUTO_BATCH_CAP``).
+        """
+        assert self.cuda, "only CUDA batches are sized by memory"
+        peaks = []
+        for n in (1, 2):
+            luma = torch.zeros(n, 1, *render, device=self.device)
+            hint_chroma = torch.zeros(n, 2, *render, device=self.device) if hints else None
+            hint_mask = torch.zeros(n, 1, *render, device=self.device) if hints else None
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            try:
+                self._forward(luma, hint_chroma, hint_mask)
+            except OUT_OF_MEMORY:
+                torch.cuda.empty_cache()
+                return 1  # ModelError follows from the run itself if even one frame does not fit
+            torch.cuda.synchronize(self.device)
+            peaks.append(torch.cuda.max_memory_allocated(self.device) - before)
+        per_frame = peaks[1] - peaks[0]
+        free, _ = torch.cuda.mem_get_info(self.device)
+        size = batch_that_fits(free, peaks[0] - per_frame, per_frame)
+        log.info("--batch-size auto: %d frames (%.1f MiB a frame, %.0f MiB free)", size, per_frame / 2**20, free / 2**20)
+        return size
 
     def submit(self, batch: Batch) -> Pending:
         """Start the generator on a batch; call ``result()`` on the returned object to get it.

@@ -62,7 +62,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int, model: str, threads: int = 0,
+def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str, model: str, threads: int = 0,
             codec: str = "x264") -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
@@ -101,6 +101,10 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: int
         gen = ChromaGenerator(load_generator(model, dev)[0], dev)
         shape = render_shape(info.video.height, info.video.width, render_size)
         lumas = [luma_to_unit(f.y, info.video.bit_depth, info.video.full_range, shape) for f in iter_frames(clip, info)]
+        if batch_size == "auto":  # as colorize sizes it
+            batch_size = str(gen.fitting_batch_size(shape) if gen.cuda else 8)
+        batch_size = int(batch_size)
+        result["batch_size"] = batch_size
         batches = [make_batch([None] * len(lumas[i : i + batch_size]), lumas[i : i + batch_size],
                               [None] * len(lumas[i : i + batch_size]), gen.cuda) for i in range(0, n, batch_size)]
         gen.submit(batches[0]).result()  # warm-up (kernel selection, allocator)
@@ -141,7 +145,7 @@ def main() -> None:
     parser.add_argument("--clip", default=None, help="use this clip instead of generating one per size")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--render-size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", default="auto", help="frames per model call, or auto (as colorize)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--codec", default="x264", help="encoder for decode+encode and the pipeline (x264, nvenc-h264, ...)")

@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 PHOTOS = SHARED / "eval" / "photos"
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", nargs="+", default=[str(PHOTOS), str(CLIPS)], help="photo folders and clips")
     parser.add_argument("--max-frames", type=int, default=60, help="frames per clip (0: all; default 60)")
     parser.add_argument("--max-images", type=int, default=0, help="photos per folder (0: all)")
-    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE)
     parser.add_argument("--smooth", type=float, default=0.8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference-frame", type=int, action="append", default=[], metavar="N",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 
 from benchmarks.throughput import make_clip  # noqa: E402
 
@@ -32,8 +33,8 @@ def main() -> None:
     parser.add_argument("--size", default="640x360")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--render-size", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE)
+    parser.add_argument("--batch-size", type=int, default=8, help="frames per model call (8: colorize's auto on the CPU)")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads (1: cost per core)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()

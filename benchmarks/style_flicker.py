@@ -27,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 
 from benchmarks.eval_model import CLIPS, RESULTS, machine  # noqa: E402
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'style':28s} {'ours':>9s} {'frame by frame':>15s} {'ratio':>6s} {'ours per-frame':>15s} {'chroma ratio':>13s}"
           "   (warp error x1e-3)")
     for style in styles:
-        options = dict(render_size=256, smooth=args.smooth, device=args.device, max_frames=args.max_frames,
+        options = dict(render_size=DEFAULT_RENDER_SIZE, smooth=args.smooth, device=args.device, max_frames=args.max_frames,
                        progress=False, style=style, strength=args.strength)
         ours = evaluate(args.model, args.data, **options)
         base = evaluate(args.baseline, args.data, **options)

@@ -33,6 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> None:
@@ -144,7 +145,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--clip", default=None, help="use this clip instead of generating one per size")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE)
     parser.add_argument("--batch-size", default="auto", help="frames per model call, or auto (as colorize)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")

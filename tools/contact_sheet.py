@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 
 from vidcolor.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
 from vidcolor.metrics.image import psnr  # noqa: E402
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--out", required=True)
     parser.add_argument("--count", type=int, default=8)
-    parser.add_argument("--render-size", type=int, default=256)
+    parser.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE)
     args = parser.parse_args()
     model, _ = load_generator(args.model)
     rows = []

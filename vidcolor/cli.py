@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from vidcolor.cli_common import default_output, handle_errors, render_options
+from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import UsageError
 
 if sys.version_info >= (3, 11):
@@ -136,7 +137,7 @@ def probe(input_path) -> None:
 @click.option("--model", default="default", show_default=True, help="Model name or path.")
 @click.option("--sheet", default=None, type=click.Path(), help="Write a thumbnail sheet PNG: --image in every style.")
 @click.option("--image", default=None, type=click.Path(), help="Image or video (first frame) for --sheet.")
-@click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees.")
+@click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees.")
 @handle_errors
 def styles(model, sheet, image, render_size) -> None:
     """List the painting styles a model carries (use one with colorize --style NAME)."""

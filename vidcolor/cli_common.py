@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import click
 
+from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import Interrupted, VidcolorError
 
 # Errors that only writing can cause: reported as output problems (exit code 4) wherever they arise.
@@ -94,7 +95,7 @@ def render_options(fn: Callable) -> Callable:
         click.option("--strength", default=1.0, show_default=True, type=float, help="Style strength, 0 (natural colour) to 1."),
         click.option("--reference", "references", multiple=True, metavar="IMG[@FRAME]",
                      help="Hand-coloured reference for a frame (repeatable)."),
-        click.option("--render-size", default=256, show_default=True, type=int, help="Short side the model sees (multiple of 16)."),
+        click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees (multiple of 16)."),
         click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1."),
         click.option("--codec", default="auto", show_default=True,
                      type=click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"]),

@@ -45,6 +45,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
+from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import Interrupted, UsageError, VidcolorError
 from vidcolor.farm.chunks import FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, format_range, plan_chunks, remove_chunks
 
@@ -420,7 +421,7 @@ def _check_job(source: str, output: str, codec: str, smooth: float, strength: fl
 
 def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: int = 1200,
              address: str | None = None, workers: int | None = None, codec: str = "x264",
-             model: Any = "default", render_size: int = 256, smooth: float = 0.8,
+             model: Any = "default", render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8,
              chunk_dir: str | os.PathLike | None = None, keep_chunks: bool = False, quiet: bool = False, *,
              crf: int | None = None, device: str = "auto", batch_size: str = "auto", style: str | None = None,
              strength: float = 1.0, references: Sequence[str] = (), force: bool = False,

@@ -54,6 +54,7 @@ import torch
 from tqdm import tqdm
 
 from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
+from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
@@ -541,7 +542,7 @@ def _load_model(model: str | os.PathLike | Generator, device: torch.device) -> t
 
 
 def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequence[str | os.PathLike] | str,
-             render_size: int = 256, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
+             render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
              max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True,
              style: str | None = None, strength: float = 1.0) -> dict:
     """Evaluate a model on colour photo folders and colour clips (see the module docstring).

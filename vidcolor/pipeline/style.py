@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from vidcolor.color import luma_codes_to_unit, luma_unit_to_codes, rgb_to_ycbcr
+from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import UsageError
 from vidcolor.io.encode import OutputFormat
 from vidcolor.models.generator import Generator
@@ -116,7 +117,7 @@ def styled_planes(offsets: np.ndarray, y_codes: np.ndarray, source_depth: int, s
     return y.numpy().astype(fmt.dtype), codes[0], codes[1]
 
 
-def style_sheet(model, image_path: str, sheet_path: str, render_size: int = 256, width: int = 320) -> list[str]:
+def style_sheet(model, image_path: str, sheet_path: str, render_size: int = DEFAULT_RENDER_SIZE, width: int = 320) -> list[str]:
     """Render one image in every style of a model, side by side with its name order.
 
     Args:

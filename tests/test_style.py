@@ -54,21 +54,36 @@ def test_style_weights():
 
 def test_each_style_changes_the_output_and_strength_zero_is_natural(tmp_path, model_path):
     src = make_clip(tmp_path / "in.mkv", frames=6, lossless=True, content="grey").path
-    natural = render(src, tmp_path / "natural.mkv", model_path, style="natural")
-    zero = render(src, tmp_path / "zero.mkv", model_path, style="oil", strength=0.0)
-    for a, b in zip(natural, zero):
-        assert all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:]))
+    natural = render(src, tmp_path / "plain.mkv", model_path)  # no --style: the natural-colour path
+    # Strength 0 and the style "natural" are natural colour itself, not the RGB head's version of it.
+    for name, kw in (("natural", dict(style="natural")), ("zero", dict(style="oil", strength=0.0))):
+        same = render(src, tmp_path / f"{name}.mkv", model_path, **kw)
+        for a, b in zip(natural, same):
+            assert all(np.array_equal(x, y) for x, y in zip(a[1:], b[1:])), name
     outputs = {}
     for name in ("ink", "oil"):
         outputs[name] = render(src, tmp_path / f"{name}.mkv", model_path, style=name)
         diff = np.mean([np.abs(s[3].astype(int) - n[3].astype(int)).mean() for s, n in zip(outputs[name], natural)])
         assert diff > 1.0, name
+    # Strength moves along the style code: half way lies between a trace of the style and all of it.
+    trace = render(src, tmp_path / "trace.mkv", model_path, style="ink", strength=0.01)
     half = render(src, tmp_path / "half.mkv", model_path, style="ink", strength=0.5)
-    d_half = np.abs(half[2][2].astype(int) - natural[2][2].astype(int)).mean()
-    d_full = np.abs(outputs["ink"][2][2].astype(int) - natural[2][2].astype(int)).mean()
+    d_half = np.abs(half[2][2].astype(int) - trace[2][2].astype(int)).mean()
+    d_full = np.abs(outputs["ink"][2][2].astype(int) - trace[2][2].astype(int)).mean()
     assert 0 < d_half < d_full
     # Timing is kept in style mode too.
     assert [p[0] for p in outputs["ink"]] == [p[0] for p in read_planes(src)]
+
+
+def test_style_code_is_none_for_natural_colour():
+    from vidcolor.pipeline.style import style_code
+
+    assert style_code(STYLES, None, 1.0) is None
+    assert style_code(STYLES, "natural", 1.0) is None
+    assert style_code(STYLES, "oil", 0.0) is None
+    assert style_code(STYLES, "oil", 0.25).tolist() == [0.75, 0.0, 0.25]
+    with pytest.raises(UsageError, match="natural, ink, oil"):
+        style_code(STYLES, "starry_night", 0.0)  # a bad name fails even at strength 0
 
 
 def test_styles_command_lists_and_draws_a_sheet(tmp_path, model_path):

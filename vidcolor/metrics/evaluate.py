@@ -70,7 +70,7 @@ from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
-from vidcolor.pipeline.style import style_offsets, style_weights, styled_luma, styled_rgb
+from vidcolor.pipeline.style import style_code, style_offsets, styled_luma, styled_rgb
 
 log = logging.getLogger("vidcolor")
 
@@ -583,7 +583,9 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
         raise UsageError("a style is measured on clips alone (its steadiness): give clips, without --reference-frame")
     dev = pick_device(device)
     model, model_info = _load_model(model_name_or_generator, dev)
-    weights = None if style is None else style_weights(model.style_names, style, strength)
+    weights = style_code(model.style_names, style, strength)
+    if weights is None:
+        style = None  # natural colour (no style, "natural" or strength 0): measured as such
     datasets = []
     if groups:
         datasets += _evaluate_photo_groups(model, groups, render_size, dev, max_images, progress)

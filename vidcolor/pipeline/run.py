@@ -45,7 +45,7 @@ from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsa
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
-from vidcolor.pipeline.style import style_offsets, style_weights, styled_planes, styled_rgb
+from vidcolor.pipeline.style import style_code, style_offsets, styled_planes, styled_rgb
 
 log = logging.getLogger("vidcolor")
 MODEL_MATRIX = "bt601"  # the model's fixed colour space (see vidcolor.color)
@@ -407,8 +407,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     if model is None:
         model, _ = load_generator(cfg.model, device)
-    styled = cfg.style is not None
-    weights = style_weights(model.style_names, cfg.style, cfg.strength) if styled else None
+    weights = style_code(model.style_names, cfg.style, cfg.strength)
+    styled = weights is not None
     generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma", maps=styled)
     if cfg.batch_size == "auto" and generator.cuda:
         plan.batch_size = generator.fitting_batch_size(plan.render, hints=bool(plan.references))
@@ -506,6 +506,28 @@ def colorize_luma(model: Generator, luma: torch.Tensor, render_size: int, device
         return model.apply_coefficients(coeffs, luma.to(device), head).cpu()
 
 
+def colorize_rgb(model: Generator, luma: torch.Tensor, render_size: int, device: torch.device,
+                 style: torch.Tensor | None = None) -> np.ndarray:
+    """A still image's colour result: natural colour (chroma head, kept in gamut) or a style.
+
+    Args:
+        model: the generator.
+        luma: [1, 1, H, W] normalised luma.
+        render_size: the model's short side.
+        device: where to run.
+        style: style weights from ``style_code``, or None for natural colour.
+
+    Returns:
+        ``(H, W, 3)`` float32 RGB in [0, 1].
+    """
+    if style is not None:
+        rgb = colorize_luma(model, luma, render_size, device, style=style)
+    else:
+        chroma = fit_chroma_to_gamut(luma, colorize_luma(model, luma, render_size, device))
+        rgb = ycbcr_to_rgb(torch.cat((luma, chroma), dim=1))
+    return rgb[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+
 def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     """Colorize a still image; the output keeps the input's size and luma.
 
@@ -527,12 +549,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     if model is None:
         model, _ = load_generator(cfg.model, device)
     luma = ycc[:1][None]
-    if cfg.style is not None:
-        weights = style_weights(model.style_names, cfg.style, cfg.strength)
-        out = colorize_luma(model, luma, cfg.render_size, device, style=weights)[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    else:
-        chroma = fit_chroma_to_gamut(luma, colorize_luma(model, luma, cfg.render_size, device))
-        out = ycbcr_to_rgb(torch.cat((luma, chroma), dim=1))[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    out = colorize_rgb(model, luma, cfg.render_size, device, style_code(model.style_names, cfg.style, cfg.strength))
     suffix = Path(cfg.output).suffix.lower() or ".png"
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
         ok, data = cv2.imencode(suffix, (out[..., ::-1] * 255 + 0.5).astype(np.uint8))

@@ -1,8 +1,8 @@
 """Style mode: painting looks from the generator's RGB head, blended by strength.
 
 ``--style NAME`` picks one of the styles the model carries (``vidcolor styles`` lists them);
-``--strength s`` mixes the style codes, ``(1 - s)·natural + s·NAME``, so 0 is the natural-colour
-RGB head and 1 the full style. Unlike colorize mode, a style changes luma too: the output is
+``--strength s`` mixes the style codes, ``(1 - s)·natural + s·NAME``, so 1 is the full style;
+strength 0 and the style ``natural`` run the natural-colour path itself (``style_code``). Unlike colorize mode, a style changes luma too: the output is
 RGB converted with the stream's own matrix and range. The model sees render size only, so the
 source's full-resolution detail (grain, edges) is kept by adding the style's *change* of luma,
 upsampled, to the source's own luma. Temporal smoothing works on the style's colour-coefficient
@@ -42,6 +42,28 @@ def style_weights(style_names: tuple[str, ...], style: str, strength: float) -> 
     weights[0] = 1.0 - strength
     weights[style_names.index(style)] += strength
     return weights
+
+
+def style_code(style_names: tuple[str, ...], style: str | None, strength: float) -> torch.Tensor | None:
+    """``--style``/``--strength`` as style-code weights, or None where the result is natural colour.
+
+    No style, ``natural`` and strength 0 all mean natural colour, and natural colour is what the
+    colorize path (the chroma head) makes, so those return None and run that path: ``--strength
+    0`` gives exactly the output without ``--style`` (the RGB head's own natural code is trained
+    with fewer natural-colour samples and colours less faithfully).
+
+    Args:
+        style_names: the model's styles (index 0 is "natural").
+        style: the requested name, or None.
+        strength: 0 to 1.
+
+    Returns:
+        ``[num_styles]`` weights (see ``style_weights``), or None for natural colour.
+    """
+    if style is None:
+        return None
+    weights = style_weights(style_names, style, strength)  # unknown names and strengths fail here
+    return None if float(weights[0]) == 1.0 else weights
 
 
 def styled_rgb(maps: np.ndarray, seen_luma: np.ndarray) -> np.ndarray:
@@ -133,7 +155,7 @@ def style_sheet(model, image_path: str, sheet_path: str, render_size: int = DEFA
     from vidcolor.io.decode import iter_frames
     from vidcolor.io.probe import media_kind, probe
     from vidcolor.io.decode import read_image
-    from vidcolor.pipeline.run import colorize_luma, write_contact_sheet
+    from vidcolor.pipeline.run import colorize_rgb, write_contact_sheet
 
     if media_kind(image_path) == "image":
         rgb = torch.from_numpy(read_image(image_path)).permute(2, 0, 1)
@@ -145,8 +167,8 @@ def style_sheet(model, image_path: str, sheet_path: str, render_size: int = DEFA
     h = max(1, round(luma.shape[-2] * width / luma.shape[-1]))
     thumbs = []
     for name in model.style_names:
-        out = colorize_luma(model, luma, render_size, torch.device("cpu"), style=style_weights(model.style_names, name, 1.0))
-        img = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        out = colorize_rgb(model, luma, render_size, torch.device("cpu"), style_code(model.style_names, name, 1.0))
+        img = (out * 255 + 0.5).astype(np.uint8)
         thumbs.append(cv2.resize(img, (width, h), interpolation=cv2.INTER_AREA))
     rows = [tuple(thumbs[i : i + 4]) for i in range(0, len(thumbs), 4)]
     write_contact_sheet(sheet_path, rows)

@@ -238,8 +238,9 @@ def _wait_for_partial(folder: Path, timeout: float = 60.0) -> None:
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_killed_run_leaves_nothing_under_the_final_name(tmp_path, model_path, sig, code):
-    # Long enough (several seconds) that the signal always lands mid-run, even on a fast machine.
-    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=600, content="grey").path
+    # Long enough (about ten seconds here) that the signal always lands mid-run, even on a fast
+    # machine: with 600 frames a fresh clone once finished the run just as SIGINT was sent.
+    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=2400, content="grey").path
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "film.mkv"

@@ -39,7 +39,8 @@ class Pending:
 
 
 # --batch-size auto on CUDA: at most this many frames per call (past it a bigger batch buys no
-# speed at render size 256, only memory), using at most this share of the free device memory.
+# speed at render sizes of a few hundred pixels, only memory), using at most this share of
+# the free device memory.
 AUTO_BATCH_CAP = 64
 AUTO_BATCH_MEMORY_SHARE = 0.5
 

@@ -236,11 +236,14 @@ def _wait_for_partial(folder: Path, timeout: float = 60.0) -> None:
     raise AssertionError("the run never started writing")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_killed_run_leaves_nothing_under_the_final_name(tmp_path, model_path, sig, code):
-    # Long enough (about ten seconds here) that the signal always lands mid-run, even on a fast
-    # machine: with 600 frames a fresh clone once finished the run just as SIGINT was sent.
-    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=2400, content="grey").path
+    # Long enough (several seconds) that the signal always lands mid-run, even on a fast machine.
+    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=600, content="grey").path
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "film.mkv"
@@ -248,6 +251,9 @@ def test_killed_run_leaves_nothing_under_the_final_name(tmp_path, model_path, si
         [sys.executable, str(ROOT / "cli.py"), "colorize", str(src), "-o", str(out), "--model", model_path,
          "--render-size", "32", "--quiet", "--batch-size", "1"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As from a terminal: a test runner started in the background (``cmd &`` in a script)
+        # ignores SIGINT, children inherit that, and Python then never raises KeyboardInterrupt.
+        preexec_fn=_default_sigint,
     )
     _wait_for_partial(out_dir)
     time.sleep(0.2)

@@ -102,9 +102,7 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str
         gen = ChromaGenerator(load_generator(model, dev)[0], dev)
         shape = render_shape(info.video.height, info.video.width, render_size)
         lumas = [luma_to_unit(f.y, info.video.bit_depth, info.video.full_range, shape) for f in iter_frames(clip, info)]
-        if batch_size == "auto":  # as colorize sizes it
-            batch_size = str(gen.fitting_batch_size(shape) if gen.cuda else 8)
-        batch_size = int(batch_size)
+        batch_size = gen.auto_batch_size(shape) if batch_size == "auto" else int(batch_size)  # as colorize sizes it
         result["batch_size"] = batch_size
         batches = [make_batch([None] * len(lumas[i : i + batch_size]), lumas[i : i + batch_size],
                               [None] * len(lumas[i : i + batch_size]), gen.cuda) for i in range(0, n, batch_size)]

@@ -80,6 +80,10 @@ def test_auto_batch_takes_the_largest_batch_in_half_the_free_memory():
     assert batch_that_fits(80_000 * mib, 100 * mib, 30 * mib) == AUTO_BATCH_CAP  # a big GPU: the cap
     assert batch_that_fits(100 * mib, 100 * mib, 30 * mib) == 1  # nothing left: one frame, then back-off
     assert batch_that_fits(1000 * mib, 100 * mib, 0) == AUTO_BATCH_CAP  # no measurable growth
+    # On the CPU there is no memory to measure: the fixed CPU batch.
+    from vidcolor.pipeline.generate import CPU_AUTO_BATCH
+
+    assert ChromaGenerator(tiny_generator(), torch.device("cpu")).auto_batch_size((32, 48)) == CPU_AUTO_BATCH
 
 
 def test_render_shape_snaps_to_multiples_of_16():

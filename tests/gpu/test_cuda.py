@@ -34,7 +34,7 @@ def test_auto_batch_size_is_measured_and_runs():
     from vidcolor.pipeline.generate import AUTO_BATCH_CAP
 
     gen = ChromaGenerator(tiny_generator(), torch.device("cuda"))
-    size = gen.fitting_batch_size((64, 112))
+    size = gen.auto_batch_size((64, 112))
     assert 1 <= size <= AUTO_BATCH_CAP
     _, chroma = gen.submit(_batch(size, True)).result()
     assert chroma.shape == (size, 2, 64, 112)

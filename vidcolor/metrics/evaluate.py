@@ -70,7 +70,7 @@ from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
-from vidcolor.pipeline.style import style_code, style_offsets, styled_luma, styled_rgb
+from vidcolor.pipeline.style import style_code, style_offsets, styled_luma
 
 log = logging.getLogger("vidcolor")
 
@@ -425,7 +425,7 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         raw = clip_chroma(generator, small, hints, bar.update)
         smoothed = smooth_sequence(small, raw, smooth)
         if styled:  # as the pipeline does it: coefficient maps smoothed, then applied
-            raw, smoothed = ([style_offsets(styled_rgb(m, small[t]), small[t]) for t, m in enumerate(seq)]
+            raw, smoothed = ([style_offsets(m, small[t]) for t, m in enumerate(seq)]
                              for seq in (raw, smoothed))
         chromas = {"model": [blend(c, hints.get(t)) for t, c in enumerate(smoothed)],
                    "per-frame": [blend(c, hints.get(t)) for t, c in enumerate(raw)], "grey": None}

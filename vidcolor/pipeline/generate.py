@@ -38,6 +38,9 @@ class Pending:
         return self.batch, self.chroma.numpy()
 
 
+# --batch-size auto on the CPU: enough frames to keep the generator busy without holding
+# frames back from x264 (the batch the CPU throughput figures are measured with).
+CPU_AUTO_BATCH = 8
 # --batch-size auto on CUDA: at most this many frames per call (past it a bigger batch buys no
 # speed at render sizes of a few hundred pixels, only memory), using at most this share of
 # the free device memory.
@@ -121,17 +124,19 @@ class ChromaGenerator:
                 self.max_batch = step // 2
                 log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
 
-    def fitting_batch_size(self, render: tuple[int, int], hints: bool = False) -> int:
-        """``--batch-size auto`` on CUDA: measure the forward pass at 1 and 2 frames, then size.
+    def auto_batch_size(self, render: tuple[int, int], hints: bool = False) -> int:
+        """``--batch-size auto``: ``CPU_AUTO_BATCH`` on the CPU; on CUDA, measure the forward
+        pass at 1 and 2 frames and take the largest batch that fits (``batch_that_fits``).
 
         Args:
             render: (height, width) the model sees.
             hints: whether batches carry reference hints.
 
         Returns:
-            The batch size to use (between 1 and ``AUTO_BATCH_CAP``).
+            The batch size to use (on CUDA between 1 and ``AUTO_BATCH_CAP``).
         """
-        assert self.cuda, "only CUDA batches are sized by memory"
+        if not self.cuda:
+            return CPU_AUTO_BATCH
         peaks = []
         for n in (1, 2):
             luma = torch.zeros(n, 1, *render, device=self.device)

@@ -45,7 +45,7 @@ from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsa
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
-from vidcolor.pipeline.style import style_code, style_offsets, styled_planes, styled_rgb
+from vidcolor.pipeline.style import style_code, style_offsets, styled_planes
 
 log = logging.getLogger("vidcolor")
 MODEL_MATRIX = "bt601"  # the model's fixed colour space (see vidcolor.color)
@@ -229,7 +229,7 @@ class VideoPlan:
     end: int  # last frame written (inclusive)
     decode_start: int  # first frame decoded (warm-up frames for the smoother come before start)
     render: tuple[int, int]
-    batch_size: int
+    batch_size: int | None  # None: --batch-size auto, sized once the model is loaded
     chunk: bool  # a frame range: write a video-only chunk
     preview_indices: set[int] = field(default_factory=set)
     references: list[Reference] = field(default_factory=list)
@@ -246,11 +246,9 @@ def _check_options(cfg: ColorizeConfig) -> None:
         raise UsageError("--reference steers natural colour; it cannot be combined with --style")
 
 
-def _batch_size(cfg: ColorizeConfig, device: torch.device) -> int:
+def _batch_size(cfg: ColorizeConfig) -> int | None:
     if cfg.batch_size == "auto":
-        # CUDA: a starting value; run_video sizes the batch by measured memory once the model
-        # is loaded. CPU: 8, the batch the CPU throughput figures were measured with.
-        return 32 if device.type == "cuda" else 8
+        return None  # ChromaGenerator.auto_batch_size decides, once the model is on its device
     try:
         size = int(cfg.batch_size)
     except ValueError:
@@ -275,13 +273,12 @@ def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
         raise UsageError(f"{info.path} looks like a colour video; pass --force to recolour it from its luma")
 
 
-def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> VideoPlan:
+def plan_video(cfg: ColorizeConfig, info: MediaInfo) -> VideoPlan:
     """Decide frame range, warm-up, render size and batch size; refuse bad combinations early.
 
     Args:
         cfg: the run's options.
         info: the probed input.
-        device: where the model runs.
 
     Returns:
         A ``VideoPlan``.
@@ -306,7 +303,7 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo, device: torch.device) -> Vi
         end=end,
         decode_start=max(0, start - warm),
         render=render_shape(video.height, video.width, cfg.render_size),
-        batch_size=_batch_size(cfg, device),
+        batch_size=_batch_size(cfg),
         chunk=cfg.frames is not None,
         preview_indices={i for i in previews if i <= end},
         references=references,
@@ -378,7 +375,7 @@ def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: Referenc
         # The reference is blended after smoothing so a hand-coloured frame comes out as given.
         smoothed = blend(smoother(luma, chroma), hints.get(frame.index))
         if style_matrix is not None:  # style mode smooths coefficient maps: apply them now
-            smoothed = style_offsets(styled_rgb(smoothed, luma), luma, style_matrix)
+            smoothed = style_offsets(smoothed, luma, style_matrix)
         if frame.index >= plan.start:  # warm-up frames only prime the smoother
             stages.put(out, (frame, luma, smoothed))
     stages.put(out, _END)
@@ -400,7 +397,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     _check_options(cfg)
     info = info or probe(cfg.input, verdict=True)
     device = pick_device(cfg.device)
-    plan = plan_video(cfg, info, device)
+    plan = plan_video(cfg, info)
     codec = resolve_codec(cfg.codec, info.video, device.type == "cuda", portable=plan.chunk)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])
     check_output_supported(cfg.output, info, codec, copy_streams=not plan.chunk)
@@ -410,8 +407,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     weights = style_code(model.style_names, cfg.style, cfg.strength)
     styled = weights is not None
     generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma", maps=styled)
-    if cfg.batch_size == "auto" and generator.cuda:
-        plan.batch_size = generator.fitting_batch_size(plan.render, hints=bool(plan.references))
+    if plan.batch_size is None:
+        plan.batch_size = generator.auto_batch_size(plan.render, hints=bool(plan.references))
     video = info.video
     stats = DecodeStats()
     previews: list[tuple[np.ndarray, np.ndarray]] = []

@@ -2,8 +2,9 @@
 
 ``--style NAME`` picks one of the styles the model carries (``vidcolor styles`` lists them);
 ``--strength s`` mixes the style codes, ``(1 - s)·natural + s·NAME``, so 1 is the full style;
-strength 0 and the style ``natural`` run the natural-colour path itself (``style_code``). Unlike colorize mode, a style changes luma too: the output is
-RGB converted with the stream's own matrix and range. The model sees render size only, so the
+strength 0 and the style ``natural`` run the natural-colour path itself (``style_code``).
+Unlike colorize mode, a style changes luma too: the output is RGB converted with the stream's
+own matrix and range. The model sees render size only, so the
 source's full-resolution detail (grain, edges) is kept by adding the style's *change* of luma,
 upsampled, to the source's own luma. Temporal smoothing works on the style's colour-coefficient
 maps (``styled_rgb``), so it never drags old edges along.
@@ -87,18 +88,18 @@ def styled_rgb(maps: np.ndarray, seen_luma: np.ndarray) -> np.ndarray:
     return rgb[0].numpy()
 
 
-def style_offsets(rgb: np.ndarray, seen_luma: np.ndarray, matrix: str = "bt601") -> np.ndarray:
+def style_offsets(maps: np.ndarray, seen_luma: np.ndarray, matrix: str = "bt601") -> np.ndarray:
     """A styled frame as what it changes: (luma change, Cb, Cr) at render size.
 
     Args:
-        rgb: ``(3, h, w)`` styled RGB in [0, 1] at render size.
+        maps: ``(6, h, w)`` RGB coefficient maps (possibly smoothed), applied by ``styled_rgb``.
         seen_luma: ``(h, w)`` the normalised luma the model saw.
         matrix: the output's matrix (the change is added to luma in that matrix).
 
     Returns:
         ``(3, h, w)`` float32: styled luma minus seen luma, then Cb and Cr in [-0.5, 0.5].
     """
-    ycc = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)), matrix).numpy()
+    ycc = rgb_to_ycbcr(torch.from_numpy(styled_rgb(maps, seen_luma)), matrix).numpy()
     ycc[0] -= seen_luma
     return ycc
 

@@ -14,6 +14,11 @@ so peaks are separate. Results go to ``benchmarks/results/throughput-<device>.js
 
     python benchmarks/throughput.py                       # 640x360, 1280x720, 1920x1080
     python benchmarks/throughput.py --sizes 640x360 --frames 300 --device cuda
+    python benchmarks/throughput.py --compile             # the generator through torch.compile
+
+With ``--compile`` the generator and pipeline figures leave the compiling out: the generator
+is timed after its warm-up batch, and the pipeline after a short run that fills the compile
+cache (as a second ``colorize --compile`` on a machine finds it).
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ def peak_rss_mb() -> float:
 
 
 def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str, model: str, threads: int = 0,
-            codec: str = "x264") -> dict:
+            codec: str = "x264", compile_model: bool = False) -> dict:
     """Run one measurement in this process and return its figures."""
     import torch
 
@@ -99,7 +104,7 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str
         from vidcolor.pipeline.generate import ChromaGenerator
 
         dev = pick_device(device)
-        gen = ChromaGenerator(load_generator(model, dev)[0], dev)
+        gen = ChromaGenerator(load_generator(model, dev)[0], dev, compile=compile_model)
         shape = render_shape(info.video.height, info.video.width, render_size)
         lumas = [luma_to_unit(f.y, info.video.bit_depth, info.video.full_range, shape) for f in iter_frames(clip, info)]
         batch_size = gen.auto_batch_size(shape) if batch_size == "auto" else int(batch_size)  # as colorize sizes it
@@ -118,9 +123,13 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str
     elif kind == "pipeline":
         from vidcolor.pipeline.run import colorize_video
 
+        options = dict(model=model, device=device, render_size=render_size, batch_size=str(batch_size), codec=codec,
+                       compile=compile_model, quiet=True)
         with tempfile.TemporaryDirectory() as tmp:
-            colorize_video(clip, str(Path(tmp) / "out.mp4"), model=model, device=device, render_size=render_size,
-                           batch_size=str(batch_size), codec=codec, quiet=True)
+            if compile_model:  # fill the compile cache outside the timing
+                colorize_video(clip, str(Path(tmp) / "warm.mp4"), frames="0-15", **options)
+                t0 = time.perf_counter()
+            colorize_video(clip, str(Path(tmp) / "out.mp4"), **options)
     seconds = time.perf_counter() - t0
     result.update(seconds=seconds, fps=n / seconds, peak_rss_mb=peak_rss_mb())
     if torch.cuda.is_available() and device != "cpu":
@@ -132,7 +141,7 @@ def run_child(kind: str, clip: str, args) -> dict:
     """Run ``measure`` in a fresh process (separate memory peaks, no warm caches shared)."""
     cmd = [sys.executable, __file__, "--child", kind, "--clip", clip, "--device", args.device,
            "--render-size", str(args.render_size), "--batch-size", str(args.batch_size), "--model", args.model,
-           "--threads", str(args.threads), "--codec", args.codec]
+           "--threads", str(args.threads), "--codec", args.codec] + (["--compile"] if args.compile else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -148,12 +157,13 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--codec", default="x264", help="encoder for decode+encode and the pipeline (x264, nvenc-h264, ...)")
+    parser.add_argument("--compile", action="store_true", help="run the generator through torch.compile (colorize --compile)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args.clip, args.device, args.render_size, args.batch_size, args.model,
-                                 args.threads, args.codec)))
+                                 args.threads, args.codec, args.compile)))
         return
     import torch
 
@@ -162,7 +172,7 @@ def main() -> None:
                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "device": args.device, "render_size": args.render_size, "batch_size": args.batch_size, "model": args.model,
-        "codec": args.codec,
+        "codec": args.codec, "compile": args.compile,
         "torch_threads": args.threads or torch.get_num_threads(),
         "results": [],
     }
@@ -186,7 +196,7 @@ def main() -> None:
                   f" | overlap efficiency {row['overlap_efficiency']:.2f} | peak RSS {row['pipeline']['peak_rss_mb']:.0f} MiB"
                   + (f" | peak GPU {row['pipeline']['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in row["pipeline"] else ""),
                   flush=True)
-    suffix = "" if args.codec == "x264" else f"-{args.codec}"
+    suffix = ("" if args.codec == "x264" else f"-{args.codec}") + ("-compile" if args.compile else "")
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device.replace(':', '')}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.media import make_clip
-from tests.test_pipeline import tiny_generator
+from tests.test_pipeline import model_path, tiny_generator  # noqa: F401 - model_path is a fixture
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import OUT_OF_MEMORY
 from vidcolor.errors import ModelError
@@ -119,3 +119,125 @@ def test_stage_threads_exit_on_error_and_on_interrupt(tmp_path, monkeypatch):
         assert _vidcolor_threads() == []
         assert not out.exists()
         assert [p.name for p in tmp_path.iterdir()] == ["in.mkv"]
+
+
+def _has_cxx_compiler() -> bool:
+    import shutil
+
+    return any(shutil.which(name) for name in ("g++", "clang++", "c++"))
+
+
+@pytest.mark.skipif(not _has_cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_run_equals_the_plain_run(tmp_path, model_path, caplog):
+    """``--compile``: the same planes as without it (within a code value), the run's last, short
+    batch padded to the compiled batch size instead of compiling a second graph."""
+    from click.testing import CliRunner
+
+    from tests.media import read_planes
+    from vidcolor.cli import main
+
+    src = make_clip(tmp_path / "in.mkv", frames=11, content="grey", lossless=True).path  # batches of 4: 4, 4, 3
+    plain, compiled = tmp_path / "plain.mkv", tmp_path / "compiled.mkv"
+    common = [str(src), "--model", model_path, "--render-size", "32", "--batch-size", "4", "--codec", "ffv1",
+              "--force", "--quiet"]
+    for out, extra in ((plain, []), (compiled, ["--compile"])):
+        with caplog.at_level("WARNING", logger="vidcolor"):
+            result = CliRunner().invoke(main, ["colorize", *common, "-o", str(out), *extra])
+        assert result.exit_code == 0, result.output
+    assert "torch.compile failed" not in caplog.text  # it compiled, not the eager fallback
+    for (_, y0, cb0, cr0), (_, y1, cb1, cr1) in zip(read_planes(plain), read_planes(compiled), strict=True):
+        assert np.array_equal(y0, y1)
+        assert np.abs(cb0.astype(int) - cb1).max() <= 1 and np.abs(cr0.astype(int) - cr1).max() <= 1
+        assert cb1.std() > 0  # coloured, not a constant fallback
+
+
+def test_compiled_generator_pads_short_batches_and_falls_back_when_compiling_fails(monkeypatch, caplog):
+    model = tiny_generator()
+    expected = ChromaGenerator(model, torch.device("cpu")).submit(_batch(3)).result()[1]
+    shapes = []
+
+    def fake_compile(fn, dynamic=None):
+        def compiled(luma, *args, **kwargs):
+            shapes.append(luma.shape[0])
+            return fn(luma, *args, **kwargs)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    gen = ChromaGenerator(model, torch.device("cpu"), compile=True)
+    gen.submit(_batch(4)).result()
+    _, chroma = gen.submit(_batch(3)).result()
+    assert shapes == [4, 4]  # the batch of 3 ran padded to the graph's 4
+    np.testing.assert_allclose(chroma, expected, atol=1e-5)
+
+    def broken_compile(fn, dynamic=None):
+        def compiled(*args, **kwargs):
+            raise RuntimeError("InductorError: no C++ compiler found\nlong details")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    gen = ChromaGenerator(model, torch.device("cpu"), compile=True)
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        _, chroma = gen.submit(_batch(3)).result()
+    np.testing.assert_allclose(chroma, expected, atol=1e-5)
+    assert not gen.compiled
+    assert "torch.compile failed (RuntimeError: InductorError: no C++ compiler found)" in caplog.text
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
+def test_luma_resized_by_the_generator_equals_the_host_path(tmp_path, monkeypatch, pix_fmt):
+    """On CUDA the generator makes the render-size luma from full-size Y codes on the device
+    (``LumaResizer``). The same code runs here on the CPU, with a reference (hints) and a short
+    last batch: the output equals the host-resized run's, and the smoother got the same luma."""
+    import cv2
+
+    import vidcolor.pipeline.run as run_module
+    from tests.media import read_planes
+    from vidcolor.pipeline.batch import LumaResizer
+
+    src = make_clip(tmp_path / "in.mkv", frames=11, pix_fmt=pix_fmt, lossless=True).path
+    ref = tmp_path / "ref.png"
+    cv2.imwrite(str(ref), np.random.default_rng(1).integers(0, 255, (64, 96, 3), dtype=np.uint8))
+    model = tiny_generator()
+    smoothed_lumas = {}
+
+    class Recording(run_module.ChromaSmoother):
+        def __call__(self, luma, chroma):
+            smoothed_lumas.setdefault(key, []).append(luma.copy())
+            return super().__call__(luma, chroma)
+
+    monkeypatch.setattr(run_module, "ChromaSmoother", Recording)
+    calls = []
+
+    def on_device(generator, plan):
+        video = plan.info.video
+        resizer = LumaResizer((video.height, video.width), plan.render, video.bit_depth, video.full_range,
+                              generator.device)
+        return lambda codes: calls.append(codes.shape) or resizer(codes)
+
+    outputs = {}
+    for key in ("host", "device"):
+        if key == "device":
+            monkeypatch.setattr(run_module, "luma_on_device", on_device)
+        outputs[key] = tmp_path / f"{key}.mkv"
+        colorize(ColorizeConfig(input=str(src), output=str(outputs[key]), render_size=32, codec="ffv1", batch_size="4",
+                                references=(f"{ref}@3",), quiet=True, force=True), model=model)
+    assert calls == [(4, 64, 96), (4, 64, 96), (3, 64, 96)]
+    for a, b in zip(smoothed_lumas["host"], smoothed_lumas["device"], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    for (_, y0, cb0, cr0), (_, y1, cb1, cr1) in zip(read_planes(outputs["host"]), read_planes(outputs["device"]), strict=True):
+        assert np.array_equal(y0, y1)
+        assert np.abs(cb0.astype(int) - cb1).max() <= 1 and np.abs(cr0.astype(int) - cr1).max() <= 1
+
+
+@pytest.mark.parametrize("size", [(1080, 1920), (362, 642), (64, 96)])
+def test_luma_resizer_is_opencvs_area_resize(size):
+    from vidcolor.pipeline.batch import LumaResizer, luma_to_unit
+
+    render = render_shape(*size, 32 if size[0] < 100 else 192)
+    rng = np.random.default_rng(0)
+    for bit_depth, full_range in ((8, False), (10, False), (8, True)):
+        codes = rng.integers(0, 1 << bit_depth, (2, *size)).astype(np.uint8 if bit_depth == 8 else np.uint16)
+        resizer = LumaResizer(size, render, bit_depth, full_range, torch.device("cpu"))
+        expected = np.stack([luma_to_unit(y, bit_depth, full_range, render) for y in codes])[:, None]
+        np.testing.assert_allclose(resizer(torch.from_numpy(codes)).numpy(), expected, atol=1e-6)
+    assert not LumaResizer.applies((120, 160), render_shape(120, 160, 192))  # upscaling stays on the host

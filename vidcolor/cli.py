@@ -107,7 +107,7 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
 @render_options
 @handle_errors
 def colorize(input_path, output, frames, preview, resume, segment_frames, model, style, strength, references,
-             render_size, smooth, codec, crf, device, batch_size, overwrite, force, deinterlace, quiet) -> None:
+             render_size, smooth, codec, crf, device, batch_size, compile_model, overwrite, force, deinterlace, quiet) -> None:
     """Colorize a black-and-white video or photo; audio, timing and resolution are kept."""
     from vidcolor.config import ColorizeConfig
     from vidcolor.pipeline.run import colorize as run_colorize
@@ -115,7 +115,7 @@ def colorize(input_path, output, frames, preview, resume, segment_frames, model,
     cfg = ColorizeConfig(
         input=input_path, output=output or default_output(input_path), model=model, style=style, strength=strength,
         references=tuple(references), render_size=render_size, smooth=smooth, frames=frames, codec=codec,
-        crf=crf, device=device, batch_size=batch_size, preview=preview, overwrite=overwrite, force=force,
+        crf=crf, device=device, batch_size=batch_size, compile=compile_model, preview=preview, overwrite=overwrite, force=force,
         deinterlace=deinterlace, resume=resume, segment_frames=segment_frames, quiet=quiet,
     )
     report = run_colorize(cfg)

@@ -104,6 +104,9 @@ def render_options(fn: Callable) -> Callable:
         click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18), NVENC's cq (18/20)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--batch-size", default="auto", show_default=True, help="Frames per model call, or 'auto' (8 on the CPU; sized by GPU memory on CUDA)."),
+        click.option("--compile", "compile_model", is_flag=True,
+                     help="Compile the generator with torch.compile: a faster model after a first batch that takes "
+                          "tens of seconds (cached for later runs). Falls back to the plain model if compiling fails."),
         click.option("--overwrite", is_flag=True, help="Replace an existing output."),
         click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma)."),
         click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif)."),

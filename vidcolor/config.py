@@ -120,6 +120,7 @@ class ColorizeConfig:
     crf: int | None = None
     device: str = "auto"
     batch_size: str = "auto"  # an integer or "auto"
+    compile: bool = False  # torch.compile the generator (pays where the generator is the bottleneck)
     preview: str | None = None
     overwrite: bool = False
     force: bool = False

@@ -30,6 +30,17 @@ def test_autocast_within_one_code_value_of_fp32():
     assert np.abs(codes32 - codes16).max() <= 1
 
 
+def test_compiled_generator_on_cuda_equals_eager():
+    model = tiny_generator()
+    eager = ChromaGenerator(model, torch.device("cuda"))
+    compiled = ChromaGenerator(model, torch.device("cuda"), compile=True)
+    for n in (8, 5):  # the short batch is padded to the compiled 8
+        expected = eager.submit(_batch(n, True)).result()[1]
+        got = compiled.submit(_batch(n, True)).result()[1]
+        assert compiled.compiled and got.shape == expected.shape
+        assert np.abs(np.round(expected * 255) - np.round(got * 255)).max() <= 1
+
+
 def test_auto_batch_size_is_measured_and_runs():
     from vidcolor.pipeline.generate import AUTO_BATCH_CAP
 
@@ -40,14 +51,30 @@ def test_auto_batch_size_is_measured_and_runs():
     assert chroma.shape == (size, 2, 64, 112)
 
 
-def test_cuda_pipeline_equals_cpu_pipeline(tmp_path):
-    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=12, lossless=True, content="grey").path
+@pytest.mark.parametrize("with_reference", [False, True])
+def test_cuda_pipeline_equals_cpu_pipeline(tmp_path, monkeypatch, with_reference):
+    """Same planes on CUDA as on the CPU; on CUDA the luma is resized on the device and the
+    batches (with reference hints too) cross on the side stream."""
+    import cv2
+
+    import vidcolor.pipeline.run as run_module
+
+    src = make_clip(tmp_path / "in.mkv", width=160, height=96, frames=13, lossless=True, content="grey").path
+    references = ()
+    if with_reference:
+        ref = tmp_path / "ref.png"
+        cv2.imwrite(str(ref), np.random.default_rng(1).integers(0, 255, (96, 160, 3), dtype=np.uint8))
+        references = (f"{ref}@4",)
+    resizers = []
+    original = run_module.luma_on_device
+    monkeypatch.setattr(run_module, "luma_on_device", lambda g, p: resizers.append(original(g, p)) or resizers[-1])
     outs = {}
     for device in ("cpu", "cuda"):
         out = tmp_path / f"{device}.mkv"
         colorize(ColorizeConfig(input=str(src), output=str(out), render_size=64, device=device, codec="ffv1",
-                                quiet=True, force=True), model=tiny_generator())
+                                batch_size="4", references=references, quiet=True, force=True), model=tiny_generator())
         outs[device] = read_planes(out)
+    assert resizers[0] is None and resizers[1] is not None  # host resize on the CPU, device resize on CUDA
     for (_, y0, cb0, cr0), (_, y1, cb1, cr1) in zip(outs["cpu"], outs["cuda"]):
         assert np.array_equal(y0, y1)
         assert np.abs(cb0.astype(int) - cb1.astype(int)).max() <= 1

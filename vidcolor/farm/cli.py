@@ -46,7 +46,7 @@ def merge_command(chunks, output, audio_from, overwrite) -> None:
 @render_options
 @handle_errors
 def farm_command(input_path, output, chunk_frames, address, workers, chunk_dir, keep_chunks, max_retries, model,
-                 style, strength, references, render_size, smooth, codec, crf, device, batch_size, overwrite,
+                 style, strength, references, render_size, smooth, codec, crf, device, batch_size, compile_model, overwrite,
                  force, deinterlace, quiet) -> None:
     """Colorize a film as chunks on a Ray cluster (local by default), then merge them.
 
@@ -59,6 +59,7 @@ def farm_command(input_path, output, chunk_frames, address, workers, chunk_dir, 
     report = run_farm(input_path, output, chunk_frames=chunk_frames, address=address, workers=workers, codec=codec,
                       model=model, render_size=render_size, smooth=smooth, chunk_dir=chunk_dir,
                       keep_chunks=keep_chunks, quiet=quiet, crf=crf, device=device, batch_size=batch_size,
+                      compile_model=compile_model,
                       style=style, strength=strength, references=tuple(references), force=force,
                       deinterlace=deinterlace, overwrite=overwrite, max_retries=max_retries)
     kept = f"; chunks kept in {report.chunk_dir}" if report.kept_chunks else ""

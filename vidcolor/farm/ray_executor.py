@@ -423,7 +423,8 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
              address: str | None = None, workers: int | None = None, codec: str = "x264",
              model: Any = "default", render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8,
              chunk_dir: str | os.PathLike | None = None, keep_chunks: bool = False, quiet: bool = False, *,
-             crf: int | None = None, device: str = "auto", batch_size: str = "auto", style: str | None = None,
+             crf: int | None = None, device: str = "auto", batch_size: str = "auto", compile_model: bool = False,
+             style: str | None = None,
              strength: float = 1.0, references: Sequence[str] = (), force: bool = False,
              deinterlace: bool = False, overwrite: bool = False,
              max_retries: int = DEFAULT_MAX_RETRIES) -> FarmReport:
@@ -448,6 +449,7 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
         quiet: no progress bar and no worker log lines.
         crf, device, batch_size, style, strength, references, force, deinterlace: as for
             ``colorize``.
+        compile_model: ``colorize --compile`` on every worker.
         overwrite: replace an existing output.
         max_retries: times Ray re-runs a chunk whose worker process or node died.
 
@@ -475,9 +477,9 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
     plan = plan_chunks(info.video.frame_count, chunk_frames)
     layout = ChunkLayout.for_job(source, out, chunk_dir)
     options = {"codec": codec, "crf": crf, "render_size": render_size, "smooth": smooth, "device": device,
-               "batch_size": str(batch_size), "style": style, "strength": strength,
+               "batch_size": str(batch_size), "compile": compile_model, "style": style, "strength": strength,
                "references": tuple(references), "force": force, "deinterlace": deinterlace}
-    pixel_settings = {k: v for k, v in options.items() if k not in ("device", "batch_size", "force")}
+    pixel_settings = {k: v for k, v in options.items() if k not in ("device", "batch_size", "compile", "force")}
     check_manifest(layout, {"source": Path(source).name, "source_bytes": os.path.getsize(source),
                             "source_frames": info.video.frame_count, **identity,
                             **{k: list(v) if isinstance(v, tuple) else v for k, v in pixel_settings.items()}})

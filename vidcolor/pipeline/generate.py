@@ -2,8 +2,9 @@
 
 On CUDA, host-to-device and device-to-host copies run on a side stream and are ordered with
 events, so the copy of batch k+1 overlaps the forward pass of batch k without synchronising
-the whole device; the forward pass runs under autocast. An out-of-memory error halves the
-batch and retries instead of ending the run.
+the whole device; the forward pass runs under autocast, and the luma is resized to render size
+there (``LumaResizer``) rather than on the host. An out-of-memory error halves the batch and
+retries instead of ending the run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from vidcolor.devices import OUT_OF_MEMORY
 from vidcolor.errors import ModelError
 from vidcolor.models.generator import Generator
-from vidcolor.pipeline.batch import Batch
+from vidcolor.pipeline.batch import Batch, LumaResizer
 
 log = logging.getLogger("vidcolor")
 
@@ -30,11 +31,15 @@ class Pending:
     batch: Batch
     chroma: torch.Tensor  # [N, 2, h, w] float32 on the host (filled when ``event`` fires)
     event: Any = None  # torch.cuda.Event on CUDA, None on the CPU
+    luma: torch.Tensor | None = None  # render-size luma made on the device, copied back with the chroma
 
     def result(self) -> tuple[Batch, np.ndarray]:
-        """Wait for the copy and return (batch, chroma as a ``(N, 2, h, w)`` array)."""
+        """Wait for the copy and return (batch, chroma as a ``(N, 2, h, w)`` array); a batch
+        sent as full-size codes has its render-size ``luma`` filled in."""
         if self.event is not None:
             self.event.synchronize()
+        if self.luma is not None:
+            self.batch.luma = self.luma
         return self.batch, self.chroma.numpy()
 
 
@@ -69,6 +74,11 @@ def batch_that_fits(free_bytes: int, base_bytes: int, per_frame_bytes: int, cap:
     return int(max(1, min(cap, room // per_frame_bytes)))
 
 
+def _pad_batch(t: torch.Tensor, size: int) -> torch.Tensor:
+    """``t`` with its last item repeated until it holds ``size`` items."""
+    return torch.cat([t, t[-1:].expand(size - t.shape[0], *t.shape[1:])])
+
+
 class ChromaGenerator:
     """Runs the generator on batches: its chroma head (colorize mode) or RGB head (style mode).
 
@@ -80,10 +90,13 @@ class ChromaGenerator:
         head: "chroma" (2 channels out) or "rgb" (3 channels out).
         maps: return the head's per-pixel coefficient maps (4 or 6 channels, see
             ``Generator.coefficient_maps``) instead of its output: style mode smooths those.
+        compile: run the model through ``torch.compile`` (one graph per batch shape: short
+            batches are padded to the run's batch size). If compiling fails, for example on a
+            node without a C compiler, the run goes on uncompiled with a warning.
     """
 
     def __init__(self, model: Generator, device: torch.device, style: torch.Tensor | None = None, autocast: bool = True,
-                 head: str = "chroma", maps: bool = False):
+                 head: str = "chroma", maps: bool = False, compile: bool = False):
         assert head in ("chroma", "rgb"), f"unknown head {head!r}"
         self.head = head
         self.maps = maps
@@ -96,13 +109,44 @@ class ChromaGenerator:
         self.style = None if style is None else style.to(device)
         self.copy_stream = torch.cuda.Stream(device) if self.cuda else None
         self.max_batch: int | None = None  # lowered after an out-of-memory error
+        self._eager = self.model.coefficient_maps if maps else self.model
+        self._run = torch.compile(self._eager, dynamic=False) if compile else self._eager
+        self.compiled = compile
+        self._compile_checked = not compile  # True once a compiled call has succeeded
+        self._graph_batch = 0  # the batch size the compiled graph was made for
 
-    def _forward(self, luma: torch.Tensor, hint_chroma: torch.Tensor | None, hint_mask: torch.Tensor | None) -> torch.Tensor:
+    def _call_model(self, *args: Any, **kwargs: Any) -> dict:
+        """The model (compiled or not); the first compiled call falls back to eager on failure."""
+        if self._compile_checked:
+            return self._run(*args, **kwargs)
+        try:
+            out = self._run(*args, **kwargs)
+        except OUT_OF_MEMORY:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager model still works
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            log.warning("torch.compile failed (%s: %s); running the model uncompiled", type(exc).__name__, reason[:200])
+            self._run, self.compiled = self._eager, False
+            out = self._run(*args, **kwargs)
+        self._compile_checked = True
+        return out
+
+    def _forward(self, luma: torch.Tensor, hint_chroma: torch.Tensor | None, hint_mask: torch.Tensor | None,
+                 eager: bool = False) -> torch.Tensor:
+        n = luma.shape[0]
+        compiled = self.compiled and not eager
+        if compiled:
+            # A compiled graph is specialised to its batch size: pad a short batch (the last of
+            # a run) with copies of its last frame instead of compiling another graph.
+            self._graph_batch = max(self._graph_batch, n)
+            if n < self._graph_batch:
+                luma, hint_chroma, hint_mask = (None if t is None else _pad_batch(t, self._graph_batch)
+                                                for t in (luma, hint_chroma, hint_mask))
         style = None if self.style is None else self.style.expand(luma.shape[0], -1)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
-            run = self.model.coefficient_maps if self.maps else self.model
+            run = self._call_model if compiled else self._eager
             out = run(luma, hint_chroma, hint_mask, style=style, heads=(self.head,))[self.head]
-            return out.float().contiguous()  # plain layout for numpy and OpenCV downstream
+            return out[:n].float().contiguous()  # plain layout for numpy and OpenCV downstream
 
     def _forward_split(self, luma, hint_chroma, hint_mask) -> torch.Tensor:
         """Forward in slices of at most ``max_batch``, halving it on out-of-memory errors."""
@@ -121,7 +165,7 @@ class ChromaGenerator:
                     torch.cuda.empty_cache()
                 if step <= 1:
                     raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
-                self.max_batch = step // 2
+                self.max_batch = self._graph_batch = step // 2
                 log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
 
     def auto_batch_size(self, render: tuple[int, int], hints: bool = False) -> int:
@@ -146,7 +190,7 @@ class ChromaGenerator:
             torch.cuda.reset_peak_memory_stats(self.device)
             before = torch.cuda.memory_allocated(self.device)
             try:
-                self._forward(luma, hint_chroma, hint_mask)
+                self._forward(luma, hint_chroma, hint_mask, eager=True)  # no graphs compiled for sizes 1 and 2
             except OUT_OF_MEMORY:
                 torch.cuda.empty_cache()
                 return 1  # ModelError follows from the run itself if even one frame does not fit
@@ -158,33 +202,49 @@ class ChromaGenerator:
         log.info("--batch-size auto: %d frames (%.1f MiB a frame, %.0f MiB free)", size, per_frame / 2**20, free / 2**20)
         return size
 
-    def submit(self, batch: Batch) -> Pending:
+    def submit(self, batch: Batch, resizer: LumaResizer | None = None) -> Pending:
         """Start the generator on a batch; call ``result()`` on the returned object to get it.
 
         Args:
-            batch: luma (and hints) at render size.
+            batch: luma (and hints) at render size, or full-size Y ``codes`` (and hints).
+            resizer: makes the luma from ``batch.codes`` on the model's device (needed with codes).
 
         Returns:
             A ``Pending`` result.
         """
+        if batch.codes is not None and resizer is None:
+            raise ValueError("a batch of Y codes needs a LumaResizer")
         if not self.cuda:
-            return Pending(batch, self._forward_split(batch.luma, batch.hint_chroma, batch.hint_mask))
+            luma = batch.luma if batch.codes is None else resizer(batch.codes)
+            return Pending(batch, self._forward_split(luma, batch.hint_chroma, batch.hint_mask), luma=luma)
         main = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self.copy_stream):
-            luma = batch.luma.to(self.device, non_blocking=True)
+            source = batch.luma if batch.codes is None else batch.codes
+            luma = source.to(self.device, non_blocking=True)
             hint_chroma = None if batch.hint_chroma is None else batch.hint_chroma.to(self.device, non_blocking=True)
             hint_mask = None if batch.hint_mask is None else batch.hint_mask.to(self.device, non_blocking=True)
             copied_in = torch.cuda.Event()
             copied_in.record(self.copy_stream)
         main.wait_event(copied_in)
+        for t in (luma, hint_chroma, hint_mask):
+            if t is not None:
+                # Made on the side stream, read on the main one: without this the allocator
+                # could hand the memory to the next batch's copy while this forward still reads it.
+                t.record_stream(main)
+        if batch.codes is not None:
+            luma = resizer(luma)
         chroma = self._forward_split(luma, hint_chroma, hint_mask)
         computed = torch.cuda.Event()
         computed.record(main)
         host = torch.empty(chroma.shape, dtype=torch.float32, pin_memory=True)
+        host_luma = None if batch.codes is None else torch.empty(luma.shape, dtype=torch.float32, pin_memory=True)
         with torch.cuda.stream(self.copy_stream):
             self.copy_stream.wait_event(computed)
             host.copy_(chroma, non_blocking=True)
             chroma.record_stream(self.copy_stream)  # keep the device buffer alive until copied
+            if host_luma is not None:  # the smoother needs the render-size luma on the host
+                host_luma.copy_(luma, non_blocking=True)
+                luma.record_stream(self.copy_stream)
             done = torch.cuda.Event()
             done.record(self.copy_stream)
-        return Pending(batch, host, done)
+        return Pending(batch, host, done, host_luma)

@@ -41,7 +41,7 @@ from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
-from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma_codes
+from vidcolor.pipeline.batch import LumaResizer, luma_to_unit, make_batch, render_shape, upsample_chroma_codes
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
@@ -338,29 +338,53 @@ def _decode_stage(stages: Stages, cfg: ColorizeConfig, plan: VideoPlan, stats: D
     stages.put(out, _END)
 
 
+def luma_on_device(generator: ChromaGenerator, plan: VideoPlan) -> LumaResizer | None:
+    """The resizer that makes render-size luma on the model's device, where that pays: on CUDA,
+    for videos larger than the render size (None: the host resizes, ``luma_to_unit``).
+
+    Args:
+        generator: the run's generator.
+        plan: the run's plan.
+
+    Returns:
+        A ``LumaResizer`` or None.
+    """
+    video = plan.info.video
+    size = (video.height, video.width)
+    if not (generator.cuda and LumaResizer.applies(size, plan.render)):
+        return None
+    return LumaResizer(size, plan.render, video.bit_depth, video.full_range, generator.device)
+
+
 def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator, hints: ReferenceHints,
                     inq: queue.Queue, out: queue.Queue) -> None:
     video = plan.info.video
     pin = generator.cuda
+    resizer = luma_on_device(generator, plan)
     pending: Pending | None = None
 
     def emit(p: Pending) -> None:
         batch, chroma = p.result()
-        for (frame, luma), c in zip(batch.items, chroma):
-            stages.put(out, (frame, luma, c))
+        lumas = batch.luma.numpy()
+        for i, (frame, c) in enumerate(zip(batch.items, chroma)):
+            stages.put(out, (frame, lumas[i, 0], c))
 
-    items: list[tuple[Frame, np.ndarray]] = []
+    items: list[Frame] = []
+    lumas: list[np.ndarray] = []
     frames = stages.drain(inq)
     while True:
         frame = next(frames, None)
         if frame is not None:
-            items.append((frame, luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render)))
+            items.append(frame)
+            if resizer is None:
+                lumas.append(luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render))
         if items and (len(items) == plan.batch_size or frame is None):
-            batch = make_batch(items, [luma for _, luma in items], [hints.get(f.index) for f, _ in items], pin)
-            submitted = generator.submit(batch)
+            codes = [f.y for f in items] if resizer is not None else None
+            batch = make_batch(items, lumas, [hints.get(f.index) for f in items], pin, codes, plan.render)
+            submitted = generator.submit(batch, resizer)
             if pending is not None:
                 emit(pending)  # the previous batch's copy-out overlapped this batch's compute
-            pending, items = submitted, []
+            pending, items, lumas = submitted, [], []
         if frame is None:
             break
     if pending is not None:
@@ -406,7 +430,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
         model, _ = load_generator(cfg.model, device)
     weights = style_code(model.style_names, cfg.style, cfg.strength)
     styled = weights is not None
-    generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma", maps=styled)
+    generator = ChromaGenerator(model, device, style=weights, head="rgb" if styled else "chroma", maps=styled,
+                                compile=cfg.compile)
     if plan.batch_size is None:
         plan.batch_size = generator.auto_batch_size(plan.render, hints=bool(plan.references))
     video = info.video

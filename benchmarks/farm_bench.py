@@ -38,6 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.media (clip synthesis) when run from a checkout
 
+from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 from vidcolor.farm.chunks import plan_chunks  # noqa: E402
 from vidcolor.farm.ray_executor import run_farm  # noqa: E402
 from vidcolor.io.probe import probe  # noqa: E402
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--frames", type=int, default=120, help="Frames of the generated clip.")
     parser.add_argument("--size", default="96x64", help="WxH of the generated clip.")
     parser.add_argument("--chunk-frames", type=int, default=30)
-    parser.add_argument("--render-size", type=int, default=64)
+    parser.add_argument("--render-size", type=int, default=None,
+                        help=f"Short side the model sees (default: {DEFAULT_RENDER_SIZE} with --model, 64 for the tiny one).")
     parser.add_argument("--smooth", type=float, default=0.8)
     parser.add_argument("--codec", default="ffv1")
     parser.add_argument("--workers", default="1,2", help="Comma-separated worker counts to time.")
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
     force = args.force or args.input is None
     video = probe(source, verdict=False).video
     frame_count = video.frame_count
-    options = {"codec": args.codec, "render_size": args.render_size, "smooth": args.smooth, "force": force}
+    render_size = args.render_size or (DEFAULT_RENDER_SIZE if args.model else 64)
+    options = {"codec": args.codec, "render_size": render_size, "smooth": args.smooth, "force": force}
 
     results: dict = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),

@@ -239,5 +239,10 @@ def test_luma_resizer_is_opencvs_area_resize(size):
         codes = rng.integers(0, 1 << bit_depth, (2, *size)).astype(np.uint8 if bit_depth == 8 else np.uint16)
         resizer = LumaResizer(size, render, bit_depth, full_range, torch.device("cpu"))
         expected = np.stack([luma_to_unit(y, bit_depth, full_range, render) for y in codes])[:, None]
-        np.testing.assert_allclose(resizer(torch.from_numpy(codes)).numpy(), expected, atol=1e-6)
+        batch = make_batch(list(codes), [], [None, None], pin=False, codes=list(codes), render=render)
+        np.testing.assert_allclose(resizer(batch.codes).numpy(), expected, atol=1e-6)
+    # 16-bit codes above 32767 (int16's negative half on the way) come back whole.
+    high = np.full((1, *size), 65535, np.uint16)
+    batch = make_batch([0], [], [None], pin=False, codes=list(high), render=render)
+    assert np.allclose(LumaResizer(size, render, 16, True, torch.device("cpu"))(batch.codes).numpy(), 1.0)
     assert not LumaResizer.applies((120, 160), render_shape(120, 160, 192))  # upscaling stays on the host

@@ -166,11 +166,14 @@ class LumaResizer:
         """Resize and normalise a batch of Y planes where they are.
 
         Args:
-            codes: ``[N, H, W]`` uint8 or uint16 codes (on the resizer's device).
+            codes: ``[N, H, W]`` uint8 codes, or 16-bit codes as int16 (``make_batch``'s
+                layout), on the resizer's device.
 
         Returns:
             ``[N, 1, h, w]`` float32 luma in [0, 1].
         """
+        if codes.dtype == torch.int16:
+            codes = codes.int() & 0xFFFF  # back to the unsigned values
         parts = [self.rows @ codes[i:i + RESIZE_CHUNK].float() @ self.cols for i in range(0, codes.shape[0], RESIZE_CHUNK)]
         small = torch.cat(parts) if len(parts) > 1 else parts[0]
         return ((small - self.lo) / self.span).clamp_(0.0, 1.0)[:, None].contiguous()
@@ -187,7 +190,8 @@ class Batch:
             ``Pending.result()``).
         hint_chroma: [N, 2, h, w] reference chroma, or None.
         hint_mask: [N, 1, h, w] reference confidence, or None.
-        codes: [N, H, W] full-size Y codes for a ``LumaResizer`` on the device, or None.
+        codes: [N, H, W] full-size Y codes (uint8, or 16-bit codes as int16) for a ``LumaResizer``
+            on the device, or None.
     """
 
     items: list
@@ -214,7 +218,11 @@ def make_batch(items: list, lumas: list[np.ndarray], hints: list[tuple[np.ndarra
         A ``Batch``.
     """
     luma = None if codes is not None else torch.from_numpy(np.stack(lumas)[:, None])
-    code_batch = None if codes is None else torch.from_numpy(np.stack(codes))
+    code_batch = None
+    if codes is not None:
+        stacked = np.stack(codes)
+        # 16-bit codes travel as int16 (the same bytes): torch's uint16 has few CUDA kernels.
+        code_batch = torch.from_numpy(stacked.view(np.int16) if stacked.dtype == np.uint16 else stacked)
     hint_chroma = hint_mask = None
     if any(h is not None for h in hints):
         h, w = render if codes is not None else lumas[0].shape

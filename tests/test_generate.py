@@ -131,6 +131,9 @@ def _has_cxx_compiler() -> bool:
 def test_compiled_run_equals_the_plain_run(tmp_path, model_path, caplog):
     """``--compile``: the same planes as without it (within a code value), the run's last, short
     batch padded to the compiled batch size instead of compiling a second graph."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
     from click.testing import CliRunner
 
     from tests.media import read_planes
@@ -145,6 +148,8 @@ def test_compiled_run_equals_the_plain_run(tmp_path, model_path, caplog):
             result = CliRunner().invoke(main, ["colorize", *common, "-o", str(out), *extra])
         assert result.exit_code == 0, result.output
     assert "torch.compile failed" not in caplog.text  # it compiled, not the eager fallback
+    # One graph for the whole run: no second one for the short batch or another input layout.
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
     for (_, y0, cb0, cr0), (_, y1, cb1, cr1) in zip(read_planes(plain), read_planes(compiled), strict=True):
         assert np.array_equal(y0, y1)
         assert np.abs(cb0.astype(int) - cb1).max() <= 1 and np.abs(cr0.astype(int) - cr1).max() <= 1

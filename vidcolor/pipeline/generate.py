@@ -142,6 +142,10 @@ class ChromaGenerator:
             if n < self._graph_batch:
                 luma, hint_chroma, hint_mask = (None if t is None else _pad_batch(t, self._graph_batch)
                                                 for t in (luma, hint_chroma, hint_mask))
+            # The graph also assumes its inputs' strides: give every batch the same plain layout
+            # (a stacked or padded batch may differ in the stride of a size-1 dimension).
+            luma, hint_chroma, hint_mask = (None if t is None else t.clone(memory_format=torch.contiguous_format)
+                                            for t in (luma, hint_chroma, hint_mask))
         style = None if self.style is None else self.style.expand(luma.shape[0], -1)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.autocast):
             run = self._call_model if compiled else self._eager

@@ -794,3 +794,18 @@ def test_concealed_frames_are_counted_and_reported(tmp_path, caplog):
     assert report.frames == 40 and report.corrupt_packets == 0
     assert report.concealed >= 1
     assert f"{report.concealed} frames concealed" in caplog.text
+
+
+def test_frame_size_changing_mid_stream_is_one_clear_line(tmp_path, model_path):
+    """Two MPEG-TS captures of different sizes joined end to end (as `cat a.ts b.ts` makes): the
+    output has one frame size, so the run stops with a reason instead of an internal error."""
+    parts = [make_clip(tmp_path / f"part{i}.ts", width=w, height=h, frames=10, content="grey").path
+             for i, (w, h) in enumerate([(96, 64), (128, 80)])]
+    src = tmp_path / "joined.ts"
+    src.write_bytes(b"".join(p.read_bytes() for p in parts))
+    out = tmp_path / "out" / "joined_colour.mp4"
+    out.parent.mkdir()
+    line = error_line(invoke(colorize_args(src, out, model_path)), 3, "frame size changes from 96x64 to 128x80",
+                      "split it where the size changes")
+    assert str(src) in line
+    assert_nothing_written(out)

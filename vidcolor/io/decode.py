@@ -291,6 +291,12 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
                 if pts > last_pts:
                     break
                 y, cb, cr = frame_planes(av_frame, target, video.matrix)
+                if y.shape != (video.height, video.width):
+                    # A stream that changes size mid-way (concatenated captures): the output
+                    # stream has one size, so stop here with a clear reason.
+                    raise InputError(f"{path}: the frame size changes from {video.width}x{video.height} to "
+                                     f"{y.shape[1]}x{y.shape[0]} mid-stream; vidcolor needs one frame size per file "
+                                     "(split it where the size changes)")
                 previous_index = index
                 delivered += 1
                 stats.decoded += 1

@@ -217,24 +217,29 @@ def make_batch(items: list, lumas: list[np.ndarray], hints: list[tuple[np.ndarra
     Returns:
         A ``Batch``.
     """
-    luma = None if codes is not None else torch.from_numpy(np.stack(lumas)[:, None])
-    code_batch = None
-    if codes is not None:
-        stacked = np.stack(codes)
-        # 16-bit codes travel as int16 (the same bytes): torch's uint16 has few CUDA kernels.
-        code_batch = torch.from_numpy(stacked.view(np.int16) if stacked.dtype == np.uint16 else stacked)
+    luma = None if codes is not None else _stack(lumas, pin).unsqueeze(1)
+    code_batch = None if codes is None else _stack(codes, pin)
     hint_chroma = hint_mask = None
     if any(h is not None for h in hints):
         h, w = render if codes is not None else lumas[0].shape
-        hint_chroma = torch.zeros(len(items), 2, h, w)
-        hint_mask = torch.zeros(len(items), 1, h, w)
+        hint_chroma = torch.zeros(len(items), 2, h, w, pin_memory=pin)
+        hint_mask = torch.zeros(len(items), 1, h, w, pin_memory=pin)
         for i, hint in enumerate(hints):
             if hint is not None:
                 hint_chroma[i] = torch.from_numpy(hint[0])
                 hint_mask[i] = torch.from_numpy(hint[1])
-    if pin:
-        luma = None if luma is None else luma.pin_memory()
-        code_batch = None if code_batch is None else code_batch.pin_memory()
-        hint_chroma = None if hint_chroma is None else hint_chroma.pin_memory()
-        hint_mask = None if hint_mask is None else hint_mask.pin_memory()
     return Batch(items, luma, hint_chroma, hint_mask, code_batch)
+
+
+# Tensor types for stacked planes. 16-bit codes travel as int16 (the same bytes): torch's
+# uint16 has few CUDA kernels, and ``LumaResizer`` reads them back as unsigned.
+_STACK_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.int16}
+
+
+def _stack(arrays: list[np.ndarray], pin: bool) -> torch.Tensor:
+    """Same-shape arrays as one ``[N, ...]`` tensor, written straight into page-locked memory
+    when ``pin`` (one copy of each frame, not a stack and then a pinned copy of it)."""
+    first = arrays[0]
+    out = torch.empty((len(arrays), *first.shape), dtype=_STACK_DTYPES[first.dtype], pin_memory=pin)
+    np.stack(arrays, out=out.numpy().view(first.dtype))
+    return out

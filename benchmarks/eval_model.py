@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference-frame", type=int, action="append", default=[], metavar="N",
                         help="give the true colours of frame N of each clip as a reference (repeatable)")
+    parser.add_argument("--flow", default="dis", choices=["dis", "farneback"],
+                        help="flow the warp errors are measured along (farneback: independent of the smoother's DIS)")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/eval_<model>_<time>.json)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default); 1 is much faster when other jobs load every core")
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate(args.model, args.data, render_size=args.render_size, smooth=args.smooth,
                           device=args.device, max_frames=args.max_frames or None,
                           max_images=args.max_images or None, references=args.reference_frame,
-                          progress=not args.quiet)
+                          progress=not args.quiet, flow_name=args.flow)
         report["machine"] = machine()
         print(format_table(report))
         write_json(report, out)

@@ -113,7 +113,7 @@ def test_report_schema_key_by_key(report, data):
     assert len(safe["model"]["sha256"]) == 64 and safe["model"]["provenance"] == {"note": "test model"}
     assert safe["settings"] == {
         "render_size": RENDER, "smooth": 0.8, "device": "cpu", "max_frames": None, "max_images": None,
-        "references": [], "style": None, "strength": None, "colour_space": safe["settings"]["colour_space"],
+        "references": [], "style": None, "strength": None, "flow": "dis", "colour_space": safe["settings"]["colour_space"],
         "auc": {"max_threshold": 150.0, "steps": 151}, "cdc": {"bins": 32, "gaps": [1, 2]},
     }
     assert safe["inputs"] == [str(data["photos"]), str(data["clip"].path)]
@@ -341,6 +341,31 @@ def test_cli_bad_options_are_one_line_errors(data, args, code, message):
     assert result.exit_code == code
     assert result.output.startswith("vidcolor: error:") and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_flow_choice_is_recorded_and_changes_only_the_warp_errors(data, tmp_path):
+    """``--flow farneback`` measures the same outputs along another flow: image metrics and CDC
+    are unchanged, the warp errors differ, and the setting is in the JSON and the table."""
+    out = tmp_path / "farneback.json"
+    result = CliRunner().invoke(eval_command, ["--model", data["model"], "--quiet", "--max-frames", "4", "--render-size", str(RENDER),
+                                               "--flow", "farneback", "--json", str(out), str(data["clip"].path)])
+    assert result.exit_code == 0, result.output
+    assert "warp error along farneback flow" in result.output
+    farneback = json.loads(out.read_text())
+    assert farneback["settings"]["flow"] == "farneback"
+    dis = ev.evaluate(data["model"], [data["clip"].path], render_size=RENDER, device="cpu", max_frames=4, progress=False)
+    for method in ("model", "per-frame", "grey"):
+        a, b = dataset(dis, "clip")["methods"][method], dataset(farneback, "clip")["methods"][method]
+        assert {k: a[k] for k in ("psnr", "ssim", "cdc")} == {k: b[k] for k in ("psnr", "ssim", "cdc")}
+    a, b = dataset(dis, "clip")["methods"]["model"], dataset(farneback, "clip")["methods"]["model"]
+    assert a["warp_error"] != b["warp_error"] and math.isfinite(b["warp_error"])
+
+
+def test_unknown_flow_is_refused(data):
+    with pytest.raises(UsageError, match="unknown flow 'raft'; choose from dis, farneback"):
+        ev.evaluate(data["model"], [data["clip"].path], render_size=RENDER, device="cpu", flow_name="raft", progress=False)
+    result = CliRunner().invoke(eval_command, ["--model", data["model"], "--flow", "raft", str(data["clip"].path)])
+    assert result.exit_code == 2 and "raft" in result.output and "Traceback" not in result.output
 
 
 def test_cli_negative_reference_frame_is_a_usage_error(data):

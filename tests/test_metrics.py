@@ -201,6 +201,42 @@ def test_warp_errors_share_one_flow_and_match_warp_error():
         warp_errors({"short": clip[:-1]}, greys)
 
 
+def test_farneback_flow_finds_a_known_shift():
+    """The independent estimator recovers a translation (frame 1 is frame 0 moved 2 px right,
+    so each pixel of frame 1 lies 2 px to the left in frame 0)."""
+    from vidcolor.flow import farneback_flow
+
+    clip = translated_clip(n=2, h=64, w=96)
+    greys = [f.mean(-1) for f in clip]
+    inner = farneback_flow(greys[1], greys[0])[16:-16, 16:-16]
+    assert np.median(inner[..., 0]) == pytest.approx(2.0, abs=0.25)
+    assert np.median(inner[..., 1]) == pytest.approx(0.0, abs=0.25)
+
+
+@pytest.mark.parametrize("flow_name", ["dis", "farneback"])
+def test_warp_error_along_either_flow_tells_steady_from_flickering(flow_name):
+    clip = translated_clip(h=64, w=96)
+    gains = np.random.default_rng(2).uniform(0.5, 1.5, (len(clip), 3)).astype(np.float32)
+    flicker = [np.clip(f * g, 0, 1) for f, g in zip(clip, gains)]
+    greys = [f.mean(-1) for f in clip]
+    both = warp_errors({"steady": clip, "flicker": flicker}, greys, flow_name)
+    assert both["steady"]["warp_error"] < 5e-4
+    assert both["flicker"]["warp_error"] > 20 * both["steady"]["warp_error"]
+    assert warp_error(clip, greys, flow_name) == pytest.approx(both["steady"]["warp_error"], rel=1e-12)
+
+
+def test_the_two_flows_are_different_estimators():
+    clip = translated_clip(h=64, w=96)
+    noisy = [np.clip(f + np.random.default_rng(t).normal(0, 0.05, f.shape), 0, 1).astype(np.float32)
+             for t, f in enumerate(clip)]
+    assert warp_error(noisy, flow_name="dis") != warp_error(noisy, flow_name="farneback")
+
+
+def test_unknown_flow_name_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown flow 'raft'; choose from dis, farneback"):
+        warp_error(translated_clip(), flow_name="raft")
+
+
 def test_warp_error_needs_two_frames():
     assert math.isnan(warp_error([textured_rgb(8, 8)]))
 

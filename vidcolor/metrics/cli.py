@@ -25,10 +25,12 @@ from vidcolor.config import DEFAULT_RENDER_SIZE
               help="Give the model the true colours of frame N of each clip as a reference (repeatable).")
 @click.option("--style", default=None, help="Measure this style of the model on the clips (how steady the styled video is).")
 @click.option("--strength", default=1.0, show_default=True, type=float, help="Strength of --style, 0 to 1.")
+@click.option("--flow", "flow_name", default="dis", show_default=True, type=click.Choice(["dis", "farneback"]),
+              help="Optical flow the warp error is measured along; farneback is independent of the smoother's DIS.")
 @click.option("--quiet", is_flag=True, help="No progress bars; only the table.")
 @handle_errors
 def eval_command(data, model, json_path, render_size, smooth, device, max_frames, max_images, reference_frames,
-                 style, strength, quiet) -> None:
+                 style, strength, flow_name, quiet) -> None:
     """Score a model on colour photos and clips (made grey first) against grey and per-frame baselines.
 
     DATA are photo folders (grouped by folder), colour clips, or folders of clips.
@@ -40,7 +42,8 @@ def eval_command(data, model, json_path, render_size, smooth, device, max_frames
         check_output_path(json_path, overwrite=True)  # fail before a long run, not after
     report = evaluate(model, list(data), render_size=render_size, smooth=smooth, device=device,
                       max_frames=max_frames, max_images=max_images, references=list(reference_frames),
-                      progress=not quiet, style=style, strength=strength)
+                      progress=not quiet, style=style, strength=strength,
+                      flow_name=flow_name)
     click.echo(format_table(report))
     if json_path:
         write_json(report, json_path)

@@ -56,6 +56,7 @@ from tqdm import tqdm
 from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.devices import pick_device
+from vidcolor.flow import FLOW_METHODS
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import iter_frames
@@ -378,7 +379,7 @@ def clip_chroma(generator: ChromaGenerator, small_lumas: Sequence[np.ndarray], h
 
 def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smooth: float,
                   max_frames: int | None = None, progress: bool = False, name: str | None = None,
-                  references: Sequence[int] = ()) -> dict:
+                  references: Sequence[int] = (), flow_name: str = "dis") -> dict:
     """Score the model (smoothed and per frame), grey and the truth on one colour clip.
 
     With a ``ChromaGenerator`` in style mode (RGB head), ``model`` and ``per-frame`` are the
@@ -395,13 +396,14 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         name: label for the bar.
         references: indices of frames whose true colours are given as references (those past
             the clip's evaluated frames are left out).
+        flow_name: the warp error's flow, ``"dis"`` or ``"farneback"`` (see ``warp_errors``).
 
     Returns:
         ``{"frames", "size": [H, W], "render": [h, w], "references": [indices used],
         "truth_colourfulness", "methods"}``
         with ``CLIP_METRICS`` for each of ``CLIP_METHODS``; image metrics are per-frame
-        means, as in ``clip_report``; warp error uses DIS flow on the true luma for every
-        method.
+        means, as in ``clip_report``; warp error uses one flow (``flow_name``) on the true
+        luma for every method.
     """
     styled = generator.head == "rgb"
     truth8 = read_clip(path, max_frames)
@@ -461,7 +463,7 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
     truth_c = float(np.mean(truth_values))
     versions = {m: LazyFrames(n, lambda t, m=m: predict(m, t, lumas[t])) for m in chromas}
     versions["truth"] = LazyFrames(n, truth)
-    warps = warp_errors(versions, lumas)
+    warps = warp_errors(versions, lumas, flow_name)
     methods = {}
     for method in chromas:
         pred_c = float(np.mean([r["colourfulness"] for r in rows[method]]))
@@ -479,13 +481,14 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
             "methods": {m: methods[m] for m in CLIP_METHODS}}
 
 
-def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frames, progress, references) -> list[dict]:
+def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frames, progress, references,
+                    flow_name) -> list[dict]:
     names = _unique_names(clips, lambda p: p.stem)
     datasets = []
     t_all = time.time()
     for path, name in zip(clips, names):
         t0 = time.time()
-        result = evaluate_clip(generator, path, render_size, smooth, max_frames, progress, name, references)
+        result = evaluate_clip(generator, path, render_size, smooth, max_frames, progress, name, references, flow_name)
         datasets.append({"name": name, "kind": "clip", "aggregate": False, "path": str(path),
                          "count": result.pop("frames"), **result, "seconds": time.time() - t0})
         _warn_if_grey(name, result["truth_colourfulness"])
@@ -517,8 +520,11 @@ def _check_references(references: Iterable[int] | None) -> list[int]:
     return sorted(out)
 
 
-def _check_options(render_size: int, smooth: float, max_frames: int | None, max_images: int | None) -> None:
+def _check_options(render_size: int, smooth: float, max_frames: int | None, max_images: int | None,
+                   flow_name: str = "dis") -> None:
     render_shape(render_size, render_size, render_size)  # UsageError for a bad size
+    if flow_name not in FLOW_METHODS:
+        raise UsageError(f"unknown flow {flow_name!r}; choose from {', '.join(FLOW_METHODS)}")
     if not 0.0 <= smooth < 1.0:
         raise UsageError(f"--smooth must be in [0, 1), got {smooth}")
     for flag, value in (("--max-frames", max_frames), ("--max-images", max_images)):
@@ -544,7 +550,7 @@ def _load_model(model: str | os.PathLike | Generator, device: torch.device) -> t
 def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequence[str | os.PathLike] | str,
              render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
              max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True,
-             style: str | None = None, strength: float = 1.0) -> dict:
+             style: str | None = None, strength: float = 1.0, flow_name: str = "dis") -> dict:
     """Evaluate a model on colour photo folders and colour clips (see the module docstring).
 
     Args:
@@ -561,6 +567,9 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
         style: measure this painting style of the model instead of natural colour (clips
             only: how steady the styled video is; see ``evaluate_clip``).
         strength: the style's strength, 0 to 1 (as ``colorize --strength``).
+        flow_name: the optical flow the warp error is measured along: ``"dis"`` (the default,
+            the estimator the smoother itself uses) or ``"farneback"`` (an independent one, so
+            that a smoother cannot look steadier merely for sharing the metric's flow).
 
     Returns:
         The report (a dict; see ``docs/eval.md`` for the schema). Metric values are floats,
@@ -573,7 +582,7 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
         ModelError: a missing or broken model.
     """
     t0 = time.time()
-    _check_options(render_size, smooth, max_frames, max_images)
+    _check_options(render_size, smooth, max_frames, max_images, flow_name)
     references = _check_references(references)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     groups, clips = find_data(paths)
@@ -592,7 +601,7 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
     if clips:
         generator = ChromaGenerator(model, dev, style=weights, head="chroma" if style is None else "rgb",
                                     maps=style is not None)
-        datasets += _evaluate_clips(generator, clips, render_size, smooth, max_frames, progress, references)
+        datasets += _evaluate_clips(generator, clips, render_size, smooth, max_frames, progress, references, flow_name)
     from vidcolor import __version__
 
     return {
@@ -611,6 +620,7 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
             "references": references,
             "style": style,
             "strength": strength if style is not None else None,
+            "flow": flow_name,
             "colour_space": ("BT.601 full-range YCbCr; outputs are the true luma plus each method's chroma"
                              if style is None else
                              "BT.601 full-range YCbCr; styled outputs are the true luma plus the style's change of "
@@ -675,6 +685,8 @@ def format_table(report: dict) -> str:
     lines = [
         f"model: {model['name']}, {model['parameters'] / 1e6:.2f}M parameters; render size {s['render_size']}, "
         f"smoothing {s['smooth']}, {s['device']}, {report['seconds']:.1f} s"
+        # reports written before the flow was a setting were all measured with DIS
+        + (f"; warp error along {s['flow']} flow" if s.get("flow", "dis") != "dis" else "")
     ]
     if s.get("style"):
         lines.append(f"style {s['style']} at strength {s['strength']}: model and per-frame are the styled clip "

@@ -31,11 +31,29 @@ def frame_luma(frame: np.ndarray) -> np.ndarray:
     return color.rgb_to_luma(chw)[0].numpy()
 
 
-def _pair_flow(gray_prev: np.ndarray, gray_cur: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def flow_method(name: str):
+    """The flow estimator called ``name`` (``"dis"`` or ``"farneback"``).
+
+    Args:
+        name: a key of ``vidcolor.flow.FLOW_METHODS``.
+
+    Returns:
+        ``estimate(a, b) -> (H, W, 2)`` flow from ``a`` to ``b``.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+    """
+    try:
+        return flow.FLOW_METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown flow {name!r}; choose from {', '.join(flow.FLOW_METHODS)}") from None
+
+
+def _pair_flow(gray_prev: np.ndarray, gray_cur: np.ndarray, estimate=flow.dis_flow) -> tuple[np.ndarray, np.ndarray] | None:
     """Flow t -> t-1 (so ``warp(prev)`` lands in frame t) and its reliability mask, or None
     when no pixel has reliable flow (nothing to measure)."""
-    to_prev = flow.dis_flow(gray_cur, gray_prev)
-    to_cur = flow.dis_flow(gray_prev, gray_cur)
+    to_prev = estimate(gray_cur, gray_prev)
+    to_cur = estimate(gray_prev, gray_cur)
     mask = flow.consistency_mask(to_prev, to_cur)
     return None if float(mask.sum()) == 0.0 else (to_prev, mask)
 
@@ -59,22 +77,27 @@ def _masked_errors(prev: np.ndarray, cur: np.ndarray, to_prev: np.ndarray, mask:
     return whole, chroma_err
 
 
-def warp_errors(clips: Mapping[str, Sequence[np.ndarray]], flows_from: Sequence[np.ndarray]) -> dict[str, dict[str, float]]:
+def warp_errors(clips: Mapping[str, Sequence[np.ndarray]], flows_from: Sequence[np.ndarray],
+                flow_name: str = "dis") -> dict[str, dict[str, float]]:
     """Warp errors of several versions of one clip, measured with one flow per frame pair.
 
-    The flow (DIS on the luma of ``flows_from``) is the costly part and does not depend on
+    The flow (on the luma of ``flows_from``) is the costly part and does not depend on
     the version, so it is computed once per pair and shared.
 
     Args:
         clips: name -> ``T`` frames ``(H, W, 3)`` RGB (or ``(H, W)``) in [0, 1].
         flows_from: ``T`` frames of the same size (luma or RGB), used only for flow and
             occlusions.
+        flow_name: the estimator, ``"dis"`` (the smoother's own, the default) or
+            ``"farneback"`` (independent of the smoother: a check that a method's steadiness
+            is not an artefact of sharing its flow with the metric).
 
     Returns:
         name -> ``{"warp_error", "warp_error_chroma"}``: means over t >= 1 of the masked mean
         squared difference, over all channels and over the BT.601 Cb/Cr of the difference
         (``nan`` for single-channel frames, or without a pair with a reliable pixel).
     """
+    estimate = flow_method(flow_name)
     for name, frames in clips.items():
         if len(frames) != len(flows_from):
             raise ValueError(f"flows_from has {len(flows_from)} frames, {name!r} {len(frames)}")
@@ -82,7 +105,7 @@ def warp_errors(clips: Mapping[str, Sequence[np.ndarray]], flows_from: Sequence[
     gray_prev = None
     for t in range(len(flows_from)):
         gray = flow.to_gray8(frame_luma(flows_from[t]))
-        pair = None if gray_prev is None else _pair_flow(gray_prev, gray)
+        pair = None if gray_prev is None else _pair_flow(gray_prev, gray, estimate)
         gray_prev = gray
         if pair is None:
             continue
@@ -97,18 +120,20 @@ def warp_errors(clips: Mapping[str, Sequence[np.ndarray]], flows_from: Sequence[
     return out
 
 
-def warp_error(frames: Sequence[np.ndarray], flows_from: Sequence[np.ndarray] | None = None) -> float:
+def warp_error(frames: Sequence[np.ndarray], flows_from: Sequence[np.ndarray] | None = None,
+               flow_name: str = "dis") -> float:
     """Warp error (Lai et al. 2018): how much each frame differs from its predecessor moved
     along the optical flow, over pixels where the flow is reliable.
 
-    Flow from frame t to frame t-1 is DIS flow on the luma of ``flows_from`` (when given)
-    or of the frames themselves; giving the same ``flows_from`` (the grey input or the
-    truth) measures every method with the same flow.
+    Flow from frame t to frame t-1 is DIS (or ``flow_name``) flow on the luma of
+    ``flows_from`` (when given) or of the frames themselves; giving the same ``flows_from``
+    (the grey input or the truth) measures every method with the same flow.
 
     Args:
         frames: ``T`` frames, ``(H, W, 3)`` RGB (or ``(H, W)``) in [0, 1].
         flows_from: optional ``T`` frames of the same size, luma ``(H, W)`` or RGB, used
             only to compute flow and occlusions.
+        flow_name: ``"dis"`` or ``"farneback"`` (see ``warp_errors``).
 
     Returns:
         Mean over t >= 1 of the masked mean squared difference (over pixels and channels);
@@ -118,7 +143,7 @@ def warp_error(frames: Sequence[np.ndarray], flows_from: Sequence[np.ndarray] | 
     source = frames if flows_from is None else flows_from
     if len(source) != len(frames):
         raise ValueError(f"flows_from has {len(source)} frames, the clip {len(frames)}")
-    return warp_errors({"clip": frames}, source)["clip"]["warp_error"]
+    return warp_errors({"clip": frames}, source, flow_name)["clip"]["warp_error"]
 
 
 def channel_histograms(frame: np.ndarray, bins: int = 32) -> np.ndarray:

@@ -809,3 +809,39 @@ def test_frame_size_changing_mid_stream_is_one_clear_line(tmp_path, model_path):
                       "split it where the size changes")
     assert str(src) in line
     assert_nothing_written(out)
+
+
+# --- click's own errors (options and arguments) ---------------------------------------------
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["colorize", "in.mp4", "--codec", "bogus"], ["Invalid value for '--codec'", "'x264'", "colorize --help')"]),
+    (["colorize", "in.mp4", "--render-size", "big"], ["--render-size", "colorize --help')"]),
+    (["colorize", "in.mp4", "--no-such-option"], ["No such option '--no-such-option'"]),
+    (["colorize"], ["Missing argument 'IN'"]),
+    (["eval", "--flow", "raft", "clips"], ["Invalid value for '--flow'", "'farneback'", "eval --help')"]),
+    (["farm", "in.mp4", "--chunk-frames", "ten"], ["--chunk-frames", "farm --help')"]),
+    (["colourise", "in.mp4"], ["No such command 'colourise'", " --help')"]),
+])
+def test_option_and_argument_errors_are_one_line(args, needles):
+    """Click's three-line usage errors become one line like every other error, exit code 2."""
+    error_line(invoke(args), 2, *needles)
+
+
+def test_help_version_and_bare_command_still_work():
+    result = invoke(["colorize", "--help"])
+    assert result.exit_code == 0 and result.output.startswith("Usage: ")
+    result = invoke(["--version"])
+    assert result.exit_code == 0 and "version" in result.output
+    result = invoke([])  # a bare `vidcolor` shows what it can do
+    assert "Commands:" in result.output and "colorize" in result.output and "Traceback" not in result.output
+
+
+def test_option_errors_are_one_line_from_the_installed_command():
+    """Through a real process (the console script's path: click's standalone mode and sys.exit);
+    the hint names the program as it was called (here the checkout's cli.py)."""
+    done = run_cli_subprocess(["colorize", "in.mp4", "--smooth", "much"])
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [
+        "vidcolor: error: Invalid value for '--smooth': 'much' is not a valid float. (see 'cli.py colorize --help')"]

@@ -1,8 +1,9 @@
 """The ``vidcolor`` command line: thin click commands over library calls.
 
 Each command parses its options, builds one config object and calls one library function.
-Library errors (``VidcolorError``) become one line on stderr and their exit code; a traceback
-is shown only with ``--debug``.
+Library errors (``VidcolorError``) become one line on stderr and their exit code; so do click's
+own option and argument errors (``OneLineErrorGroup``, exit code 2); a traceback is shown only
+with ``--debug``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-from vidcolor.cli_common import default_output, handle_errors, render_options
+from vidcolor.cli_common import OneLineErrorGroup, default_output, handle_errors, render_options
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import UsageError
 
@@ -48,7 +49,7 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(package_name="vidcolor")
 @click.pass_context

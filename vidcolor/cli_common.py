@@ -32,6 +32,44 @@ def _sigterm_to_interrupt(signum: int, frame: Any) -> None:
     raise Interrupted("terminated (SIGTERM)", signal_exit_code=143)
 
 
+class OneLineErrorGroup(click.Group):
+    """A command group whose option and argument errors are one line, like every other error.
+
+    Click reports a bad option value as three lines (usage, a hint, the error) and leaves the
+    exit code at 2; here the same error reads ``vidcolor: error: <what is wrong> (see
+    'vidcolor colorize --help')``, still with exit code 2. Help, ``--version`` and a bare
+    ``vidcolor`` (which shows the help) behave as click makes them.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run the group; in standalone mode, turn click's own errors into one line and exit.
+
+        Args:
+            args, prog_name, complete_var, standalone_mode, extra: as ``click.Group.main``.
+
+        Returns:
+            What ``click.Group.main`` returns when not in standalone mode; otherwise it exits.
+        """
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare command: its help is the answer
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "vidcolor"
+            _fail(f"{exc.format_message()} (see '{where} --help')", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("interrupted; no partial output was kept", 130)
+        # Without standalone mode click returns the exit code of --help and --version (an int);
+        # the commands themselves return None, which is success.
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Run a command, turning library errors into one line and an exit code.
 

@@ -15,8 +15,8 @@ For every style both models know, it runs ``vidcolor eval --style NAME`` on the 
 
 Warp errors are measured along DIS flow, the estimator the smoother itself uses, or with
 ``--flow farneback`` along an independent one (a check that the smoothing's gain is not an
-artefact of sharing the metric's flow). It prints the warp errors, their ratio (the target is at most 0.5) and each model's own
-per-frame figure, and writes the two models' full eval reports and a summary to
+artefact of sharing the metric's flow). It prints the warp errors, their ratio (the target is
+at most 0.5) and each model's own per-frame figure, and writes the two models' full eval reports and a summary to
 ``benchmarks/results/style_flicker.json`` (or ``--out``).
 """
 

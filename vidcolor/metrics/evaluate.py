@@ -56,8 +56,8 @@ from tqdm import tqdm
 from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.devices import pick_device
-from vidcolor.flow import FLOW_METHODS
 from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.flow import FLOW_METHODS
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.decode import read_image

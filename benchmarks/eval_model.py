@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
+from vidcolor.flow import FLOW_METHODS  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 PHOTOS = SHARED / "eval" / "photos"
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference-frame", type=int, action="append", default=[], metavar="N",
                         help="give the true colours of frame N of each clip as a reference (repeatable)")
-    parser.add_argument("--flow", default="dis", choices=["dis", "farneback"],
+    parser.add_argument("--flow", default="dis", choices=list(FLOW_METHODS),
                         help="flow the warp errors are measured along (farneback: independent of the smoother's DIS)")
     parser.add_argument("--out", default=None, help="JSON path (default: benchmarks/results/eval_<model>_<time>.json)")
     parser.add_argument("--threads", type=int, default=0,

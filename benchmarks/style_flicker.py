@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
+from vidcolor.flow import FLOW_METHODS  # noqa: E402
 
 from benchmarks.eval_model import CLIPS, RESULTS, machine  # noqa: E402
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=30, help="frames per clip (default 30)")
     parser.add_argument("--smooth", type=float, default=0.8)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--flow", default="dis", choices=["dis", "farneback"],
+    parser.add_argument("--flow", default="dis", choices=list(FLOW_METHODS),
                         help="flow the warp errors are measured along (farneback: independent of the smoother's DIS)")
     parser.add_argument("--out", default=str(RESULTS / "style_flicker.json"))
     args = parser.parse_args(argv)

@@ -51,27 +51,25 @@ def stabilised_luma(lumas, flow_lumas, alpha):
     import numpy as np
 
     from vidcolor import flow
-    from vidcolor.pipeline.smooth import _MASK_BLUR_KERNEL, _MASK_BLUR_SIGMA
+    from vidcolor.pipeline.smooth import flow_and_weight
 
     out, prev, prev_gray = [], None, None
     for y, source in zip(lumas, flow_lumas):
         gray = flow.to_gray8(source)
         if prev is not None:
-            to_prev = flow.dis_flow(gray, prev_gray)
-            mask = flow.consistency_mask(to_prev, flow.dis_flow(prev_gray, gray))
-            weight = cv2.GaussianBlur(mask, _MASK_BLUR_KERNEL, _MASK_BLUR_SIGMA)
+            to_prev, weight = flow_and_weight(gray, prev_gray, alpha)
             (h, w), (big_h, big_w) = gray.shape, y.shape
             if (h, w) != (big_h, big_w):  # flow in render-size pixels -> full-size pixels
                 to_prev = cv2.resize(to_prev, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
                 to_prev *= np.array([big_w / w, big_h / h], np.float32)
                 weight = cv2.resize(weight, (big_w, big_h), interpolation=cv2.INTER_LINEAR)
-            y = y + alpha * weight * (flow.warp(prev, to_prev) - y)
+            y = y + weight * (flow.warp(prev, to_prev) - y)
         prev, prev_gray = y.astype(np.float32), gray
         out.append(prev)
     return out
 
 
-def clip_versions(ours, base, clip: Path, style: str, max_frames: int, alphas) -> tuple[dict, list]:
+def clip_versions(ours, base, clip: Path, max_frames: int, alphas) -> tuple[dict, list]:
     """Every version of one styled clip, rebuilt at full size as ``colorize --style`` does.
 
     Returns:
@@ -141,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                       for m in (models["ours"], models["base"]))
         per_clip: dict[str, dict[str, list[float]]] = {}
         for clip in clips:
-            versions, lumas = clip_versions(ours, base, clip, style, args.max_frames, args.alphas)
+            versions, lumas = clip_versions(ours, base, clip, args.max_frames, args.alphas)
             shipped = versions["shipped (maps smoothed)"]
             sharp_shipped = np.mean([cv2.Laplacian(frame_luma(f), cv2.CV_32F).var() for f in shipped])
             errors = {f: warp_errors(versions, lumas, f) for f in FLOWS}

@@ -23,6 +23,10 @@ from vidcolor.errors import Interrupted, VidcolorError
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
+# What an interrupted command says, whether the interruption came mid-run or while click parsed.
+_INTERRUPTED = "interrupted; no partial output was kept"
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"vidcolor: error: {message}", err=True)
     sys.exit(code)
@@ -64,7 +68,7 @@ class OneLineErrorGroup(click.Group):
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except click.Abort:
-            _fail("interrupted; no partial output was kept", 130)
+            _fail(_INTERRUPTED, 130)
         # Without standalone mode click returns the exit code of --help and --version (an int);
         # the commands themselves return None, which is success.
         sys.exit(code if isinstance(code, int) else 0)
@@ -93,7 +97,7 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             if debug:
                 traceback.print_exc()
-            _fail("interrupted; no partial output was kept", 130)
+            _fail(_INTERRUPTED, 130)
         except MemoryError:
             _fail("out of memory; try a smaller --batch-size or --render-size", 5)
         except OSError as exc:

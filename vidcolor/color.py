@@ -73,6 +73,22 @@ def rgb_to_luma(rgb: torch.Tensor, matrix: str = "bt601") -> torch.Tensor:
     return (kr * r + (1.0 - kr - kb) * g + kb * b).unsqueeze(-3)
 
 
+def luma_code_range(bit_depth: int, full_range: bool) -> tuple[float, float]:
+    """Black level and black-to-white span of a stream's luma codes.
+
+    Args:
+        bit_depth: 8, 10, 12 or 16.
+        full_range: True for full (JPEG) range, False for limited (16-235 scaled).
+
+    Returns:
+        (black code, white code - black code).
+    """
+    if full_range:
+        return 0.0, float((1 << bit_depth) - 1)
+    scale = float(1 << (bit_depth - 8))
+    return 16.0 * scale, 219.0 * scale
+
+
 def luma_codes_to_unit(y: torch.Tensor, bit_depth: int, full_range: bool) -> torch.Tensor:
     """Stream luma code values to normalised full-range luma in [0, 1].
 
@@ -84,13 +100,8 @@ def luma_codes_to_unit(y: torch.Tensor, bit_depth: int, full_range: bool) -> tor
     Returns:
         Float tensor in [0, 1] (clamped: limited-range footroom/headroom is clipped).
     """
-    y = y.float()
-    scale = float(1 << (bit_depth - 8))
-    if full_range:
-        out = y / float((1 << bit_depth) - 1)
-    else:
-        out = (y - 16.0 * scale) / (219.0 * scale)
-    return out.clamp(0.0, 1.0)
+    lo, span = luma_code_range(bit_depth, full_range)
+    return ((y.float() - lo) / span).clamp(0.0, 1.0)
 
 
 def luma_unit_to_codes(y: torch.Tensor, bit_depth: int, full_range: bool) -> torch.Tensor:
@@ -104,11 +115,8 @@ def luma_unit_to_codes(y: torch.Tensor, bit_depth: int, full_range: bool) -> tor
     Returns:
         Rounded, clamped code values as float32.
     """
-    scale = float(1 << (bit_depth - 8))
-    if full_range:
-        top = float((1 << bit_depth) - 1)
-        return (y * top).round().clamp(0.0, top)
-    return (y * (219.0 * scale) + 16.0 * scale).round().clamp(16.0 * scale, 235.0 * scale)
+    lo, span = luma_code_range(bit_depth, full_range)
+    return (y * span + lo).round().clamp(lo, lo + span)
 
 
 def chroma_code_scale(bit_depth: int, full_range: bool) -> tuple[float, float, float, float]:

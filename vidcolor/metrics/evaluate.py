@@ -57,13 +57,12 @@ from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
-from vidcolor.flow import FLOW_METHODS
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.decode import read_image
 from vidcolor.io.probe import IMAGE_EXTENSIONS, find_media, probe
 from vidcolor.metrics.image import colourfulness, colourfulness_ratio, image_report
-from vidcolor.metrics.temporal import cdc, frame_luma, warp_errors
+from vidcolor.metrics.temporal import cdc, flow_method, frame_luma, warp_errors
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
@@ -523,8 +522,10 @@ def _check_references(references: Iterable[int] | None) -> list[int]:
 def _check_options(render_size: int, smooth: float, max_frames: int | None, max_images: int | None,
                    flow_name: str = "dis") -> None:
     render_shape(render_size, render_size, render_size)  # UsageError for a bad size
-    if flow_name not in FLOW_METHODS:
-        raise UsageError(f"unknown flow {flow_name!r}; choose from {', '.join(FLOW_METHODS)}")
+    try:
+        flow_method(flow_name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not 0.0 <= smooth < 1.0:
         raise UsageError(f"--smooth must be in [0, 1), got {smooth}")
     for flag, value in (("--max-frames", max_frames), ("--max-images", max_images)):

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from vidcolor.color import chroma_code_scale
+from vidcolor.color import chroma_code_scale, luma_code_range
 from vidcolor.errors import UsageError
 
 RENDER_MULTIPLE = 16
@@ -33,22 +33,6 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
         return max(RENDER_MULTIPLE, int(round(v / RENDER_MULTIPLE)) * RENDER_MULTIPLE)
 
     return snap(height * scale), snap(width * scale)
-
-
-def luma_code_range(bit_depth: int, full_range: bool) -> tuple[float, float]:
-    """Black level and black-to-white span of a stream's luma codes.
-
-    Args:
-        bit_depth: the stream's bit depth.
-        full_range: True for full (JPEG) range.
-
-    Returns:
-        (black code, white code - black code).
-    """
-    if full_range:
-        return 0.0, float((1 << bit_depth) - 1)
-    scale = float(1 << (bit_depth - 8))
-    return 16.0 * scale, 219.0 * scale
 
 
 def luma_to_unit(y: np.ndarray, bit_depth: int, full_range: bool, shape: tuple[int, int]) -> np.ndarray:

@@ -69,6 +69,26 @@ def _own_gray(luma: np.ndarray) -> np.ndarray:
     return gray.copy() if np.shares_memory(gray, luma) else gray
 
 
+def flow_and_weight(gray: np.ndarray, prev_gray: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Flow from a frame to the previous one and the smoother's per-pixel blend weight ``a·m``.
+
+    Args:
+        gray: ``(H, W)`` uint8 luma of this frame.
+        prev_gray: ``(H, W)`` uint8 luma of the previous frame.
+        alpha: smoothing strength ``a``.
+
+    Returns:
+        (``(H, W, 2)`` flow t -> t-1, ``(H, W)`` float32 weight: ``a`` times the softened
+        forward-backward consistency mask).
+    """
+    to_prev = flow.dis_flow(gray, prev_gray)
+    to_cur = flow.dis_flow(prev_gray, gray)
+    mask = flow.consistency_mask(to_prev, to_cur)
+    weight = cv2.GaussianBlur(mask, _MASK_BLUR_KERNEL, _MASK_BLUR_SIGMA)
+    weight *= alpha
+    return to_prev, weight
+
+
 class ChromaSmoother:
     """Stateful chroma filter for one stream of frames, in display order.
 
@@ -123,7 +143,7 @@ class ChromaSmoother:
             return self._start_shot(gray, chroma)
 
         # 2. Flow from this frame to the previous one, and how far to trust each pixel.
-        to_prev, weight = self._flow_and_weight(gray)
+        to_prev, weight = flow_and_weight(gray, self._prev_gray, self.alpha)
 
         # 3. Blend: c + w·(warp(c'_{t-1}) - c), computed in place in the warped buffer.
         current = _interleaved(chroma)
@@ -140,15 +160,6 @@ class ChromaSmoother:
         self._prev_gray = gray
         self._prev_chroma = _interleaved(chroma)
         return chroma.copy()
-
-    def _flow_and_weight(self, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flow t -> t-1 and the per-pixel blend weight ``a·m`` (softened mask)."""
-        to_prev = flow.dis_flow(gray, self._prev_gray)
-        to_cur = flow.dis_flow(self._prev_gray, gray)
-        mask = flow.consistency_mask(to_prev, to_cur)
-        weight = cv2.GaussianBlur(mask, _MASK_BLUR_KERNEL, _MASK_BLUR_SIGMA)
-        weight *= self.alpha
-        return to_prev, weight
 
 
 def smooth_sequence(

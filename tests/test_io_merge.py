@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,10 @@ def test_merged_ffv1_chunks_equal_the_single_file(tmp_path, ffv1_source):
     ("mp4", "x264", {"audio": "aac", "vfr": True}),
     ("mkv", "x264", {"audio": "aac", "vfr": True}),  # B-frames, and Matroska keeps no dts
     ("mov", "prores", {"codec": "prores_ks", "pix_fmt": "yuv422p10le", "audio": "pcm_s16le"}),
+    # NTSC rates: a chunk that starts mid-film starts at an instant no whole millisecond is,
+    # which MP4's edit list must hold exactly (it counts in the movie timescale).
+    ("mp4", "x264", {"audio": "aac", "rate": Fraction(24000, 1001)}),
+    ("mov", "x264", {"audio": "aac", "rate": Fraction(30000, 1001)}),
 ])
 def test_merge_of_lossy_chunks_keeps_pictures_pts_and_audio(tmp_path, ext, codec, source_kwargs):
     source = make_clip(tmp_path / f"film.{ext}", frames=12, **source_kwargs)

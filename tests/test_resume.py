@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -65,6 +67,20 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monke
     assert [p[0] for p in b] == [p[0] for p in read_planes(clip.path)]
     for (pa, ya, cba, cra), (pb, yb, cbb, crb) in zip(a, b):
         assert pa == pb and np.array_equal(ya, yb) and np.array_equal(cba, cbb) and np.array_equal(cra, crb)
+    assert read_packets(out, "audio") == read_packets(clip.path, "audio")
+
+
+@pytest.mark.parametrize("ext, rate", [("mp4", Fraction(24000, 1001)), ("mov", Fraction(30000, 1001))])
+def test_resumed_mp4_at_ntsc_rate_keeps_every_timestamp(tmp_path, ext, rate):
+    """Segments of an H.264 film at an NTSC rate begin between milliseconds; they merge into a
+    film with the source's exact timestamps and audio."""
+    from vidcolor.io.probe import scan_timestamps
+
+    clip = make_clip(tmp_path / f"film.{ext}", frames=24, rate=rate, audio="aac", content="moving")
+    out = tmp_path / f"out.{ext}"
+    report = colorize(cfg(clip.path, out, codec="x264", segment_frames=7), tiny_generator())
+    assert report.frames == 24
+    assert scan_timestamps(out) == clip.pts
     assert read_packets(out, "audio") == read_packets(clip.path, "audio")
 
 

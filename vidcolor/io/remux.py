@@ -53,8 +53,11 @@ def muxer_options(format_name: str, time_base: Fraction) -> dict[str, str]:
 
     MP4/MOV otherwise pick their own track timescale (e.g. 1/25 becomes 1/12800, 1/1000
     becomes 1/16000); asking for the source's denominator keeps every pts unchanged (a time
-    base like 1001/30000 becomes 1/30000 with pts scaled by 1001: the same instants).
-    Matroska always counts in milliseconds and has no such option.
+    base like 1001/30000 becomes 1/30000 with pts scaled by 1001: the same instants). The
+    movie timescale gets the same denominator: the edit list that holds a stream's start
+    (a chunk that begins mid-film, an audio encoder's delay) counts in it, and at its default
+    of milliseconds a chunk of a 24000/1001 film starting at frame 300 (12.5125 s) would begin
+    at 12.512 s. Matroska always counts in milliseconds and has no such option.
 
     Args:
         format_name: the muxer.
@@ -64,7 +67,8 @@ def muxer_options(format_name: str, time_base: Fraction) -> dict[str, str]:
         Options for ``av.open(..., container_options=...)``.
     """
     if format_name in _MP4_FAMILY and time_base:
-        return {"video_track_timescale": str(Fraction(time_base).denominator)}
+        timescale = str(Fraction(time_base).denominator)
+        return {"video_track_timescale": timescale, "movie_timescale": timescale}
     return {}
 
 

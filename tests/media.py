@@ -374,6 +374,27 @@ def read_packets(path, kind: str = "audio") -> list[bytes]:
         return [bytes(p) for p in container.demux(streams[0]) if p.size]
 
 
+def damage_video_packets(path, which: list[int], seed: int = 5) -> None:
+    """Overwrite the payloads of the given video packets (file order) with random bytes, in place:
+    a reel with damage the decoder skips (for FFV1, those frames cannot be decoded).
+
+    Args:
+        path: the file.
+        which: indices of non-empty video packets.
+        seed: for the random bytes.
+    """
+    with av.open(str(path)) as container:
+        payloads = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    data = bytearray(Path(path).read_bytes())
+    rng = np.random.default_rng(seed)
+    for k in which:
+        # Found by content, so only the payload changes and the container's framing stays intact.
+        at = data.find(payloads[k])
+        assert at > 0, f"packet {k} not found in {path}"
+        data[at : at + len(payloads[k])] = rng.integers(0, 256, len(payloads[k]), dtype=np.uint8).tobytes()
+    Path(path).write_bytes(bytes(data))
+
+
 def read_packet_times(path, kind: str = "audio") -> list[tuple[Fraction, bytes]]:
     """``(pts in seconds, payload)`` of every non-empty packet of the first stream of ``kind``."""
     with av.open(str(path)) as container:

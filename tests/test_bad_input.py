@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.media import make_clip, read_packets, read_planes
+from tests.media import damage_video_packets, make_clip, read_packets, read_planes
 from tests.test_pipeline import tiny_generator
 from vidcolor.cli import main
 from vidcolor.config import load
@@ -265,14 +265,7 @@ def test_corrupt_packets_in_the_middle_are_skipped_and_counted(tmp_path, model_p
     """Two packets in the middle of an FFV1 film are garbage: the other ten frames come out,
     with their own Y planes and timestamps, and stderr says what was lost."""
     clip = make_clip(tmp_path / "damaged reel.mkv", frames=12, lossless=True, content="grey")
-    data = bytearray(clip.path.read_bytes())
-    payloads = video_payloads(clip.path)
-    rng = np.random.default_rng(5)
-    for k in (5, 6):
-        at = data.find(payloads[k])
-        assert at > 0
-        data[at:at + len(payloads[k])] = rng.integers(0, 256, len(payloads[k]), dtype=np.uint8).tobytes()
-    clip.path.write_bytes(bytes(data))
+    damage_video_packets(clip.path, [5, 6])
     out = tmp_path / "out.mkv"
     proc = run_cli_subprocess(colorize_args(clip.path, out, model_path, "--codec", "ffv1"))
     assert proc.returncode == 0, proc.stderr

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.media import make_clip, passthrough, read_packet_times, read_packets, read_planes
+from tests.media import damage_video_packets, make_clip, passthrough, read_packet_times, read_packets, read_planes
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.probe import probe, scan_timestamps
 from vidcolor.io.remux import merge_chunks
@@ -90,6 +90,23 @@ def test_gap_is_refused_with_the_missing_frames(tmp_path, ffv1_source):
     with pytest.raises(UsageError, match=r"gap: frames 4-8 "):
         merge_chunks([chunks[0], chunks[2]], str(tmp_path / "m.mkv"), audio_from=str(ffv1_source.path))
     assert not (tmp_path / "m.mkv").exists()
+
+
+def test_frames_the_source_cannot_decode_are_no_gap(tmp_path, caplog):
+    """Chunks of a damaged reel lack the frames no decoder can produce: the merge accepts
+    that (and says so), while a frame that does decode but is in no chunk is still a gap."""
+    source = make_clip(tmp_path / "reel.mkv", frames=12, lossless=True, audio="aac")
+    damage_video_packets(source.path, [5, 6])
+    chunks = _chunks(tmp_path, source.path, "mkv", "ffv1")
+    assert sum(len(read_planes(c)) for c in chunks) == 10
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        report = merge_chunks(chunks, str(tmp_path / "m.mkv"), audio_from=str(source.path))
+    assert (report.frames, report.lost) == (10, 2)
+    assert "frames 5-6 cannot be decoded" in caplog.text
+    assert scan_timestamps(tmp_path / "m.mkv") == [p for i, p in enumerate(source.pts) if i not in (5, 6)]
+    assert read_packets(tmp_path / "m.mkv", "audio") == source.audio_packets
+    with pytest.raises(UsageError, match=r"gap: frames 9-11 "):  # 5-6 are the source's loss, not a gap
+        merge_chunks(chunks[:2], str(tmp_path / "short.mkv"), audio_from=str(source.path))
 
 
 def test_overlap_is_refused_with_the_doubled_frames(tmp_path, ffv1_source):

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.media import make_clip, read_packets, read_planes
+from tests.media import damage_video_packets, make_clip, read_packets, read_planes
 from tests.test_pipeline import tiny_generator
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
@@ -82,6 +82,63 @@ def test_resumed_mp4_at_ntsc_rate_keeps_every_timestamp(tmp_path, ext, rate):
     assert report.frames == 24
     assert scan_timestamps(out) == clip.pts
     assert read_packets(out, "audio") == read_packets(clip.path, "audio")
+
+
+def test_damaged_film_resumes_and_merges_like_a_single_run(tmp_path, monkeypatch, caplog):
+    """Two frames of the reel cannot be decoded: the resumed film leaves them out exactly as
+    a single run does, instead of refusing the merge with a gap no re-render could fill. The
+    report counts the loss, and the frames rendered by this run apart from those kept."""
+    clip = make_clip(tmp_path / "reel.mkv", frames=30, lossless=True, audio="aac", content="moving")
+    damage_video_packets(clip.path, [12, 13])
+    model = tiny_generator()
+    single = colorize(cfg(clip.path, tmp_path / "single.mkv", resume=False), model)
+    assert (single.frames, single.dropped, single.rendered) == (28, 2, None)
+
+    out = tmp_path / "out.mkv"
+    calls = interrupt_segment(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, out), model)
+    calls["n"] = -100
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        report = colorize(cfg(clip.path, out), model)
+    assert (report.frames, report.dropped, report.rendered) == (28, 2, 18)  # segment 0-9 was kept
+    assert report.fps == pytest.approx(18 / report.seconds)
+    assert "frames 12-13 cannot be decoded" in caplog.text
+    a, b = read_planes(tmp_path / "single.mkv"), read_planes(out)
+    assert [p[0] for p in a] == [p[0] for p in b] == [p for i, p in enumerate(clip.pts) if i not in (12, 13)]
+    for (_, ya, cba, cra), (_, yb, cbb, crb) in zip(a, b):
+        assert np.array_equal(ya, yb) and np.array_equal(cba, cbb) and np.array_equal(cra, crb)
+    assert read_packets(out, "audio") == read_packets(clip.path, "audio")
+
+
+def test_chunk_with_damage_only_in_its_warm_up_reports_no_loss(tmp_path, caplog):
+    """Damaged frames before a chunk's range are decoded only to prime the smoother: the
+    chunk loses nothing and says nothing."""
+    clip = make_clip(tmp_path / "reel.mkv", frames=20, lossless=True, content="moving")
+    damage_video_packets(clip.path, [3])
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        report = colorize(cfg(clip.path, tmp_path / "chunk.mkv", resume=False, frames="10-19"), tiny_generator())
+    assert (report.frames, report.dropped) == (10, 0)
+    assert "could not be decoded" not in caplog.text
+
+
+def test_cli_says_how_many_frames_a_resumed_run_rendered(tmp_path, monkeypatch):
+    """The summary line of a resumed run counts its speed over the frames it rendered, not
+    over the film (a rerun that renders one segment of a long film is not thousands of fps)."""
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+    from vidcolor.models.weights import save_generator
+
+    save_generator(tiny_generator(), tmp_path / "tiny")
+    clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
+    args = ["colorize", str(clip.path), "-o", str(tmp_path / "out.mkv"), "--model", str(tmp_path / "tiny.json"),
+            "--render-size", "32", "--codec", "ffv1", "--force", "--resume", "--segment-frames", "10", "--quiet"]
+    interrupt_segment(monkeypatch, 3)
+    assert CliRunner().invoke(main, args).exit_code == 130
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stdout and "25 frames (5 rendered now, the rest kept from before) in" in result.stdout
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):

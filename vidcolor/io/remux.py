@@ -7,6 +7,7 @@ change. Packets are fed in time order next to the video so files are properly in
 
 from __future__ import annotations
 
+import logging
 import os
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -18,7 +19,10 @@ import av
 
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
-from vidcolor.io.probe import open_input, pick_video_stream, scan_timestamps
+from vidcolor.io.decode import iter_frames
+from vidcolor.io.probe import open_input, pick_video_stream, probe, scan_timestamps
+
+log = logging.getLogger("vidcolor")
 
 COPY_KINDS = ("audio", "subtitle", "data")
 
@@ -235,6 +239,7 @@ class MergeReport:
     frames: int
     chunks: int
     copied_streams: int
+    lost: int = 0  # source frames in no chunk because the source's decoder cannot produce them
 
 
 @dataclass
@@ -312,19 +317,44 @@ def _check_same_encoding(chunks: list[_Chunk]) -> None:
                                  "re-render it with the same options")
 
 
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted frame indices as runs of consecutive ones: ``[3, 4, 5, 9]`` -> ``[(3, 5), (9, 9)]``."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    return runs
+
+
 def _ranges(indices: list[int]) -> str:
     """Compact text for sorted frame indices: ``"3-5, 9"``."""
-    parts, run = [], []
-    for i in indices:
-        if run and i == run[-1] + 1:
-            run.append(i)
-            continue
-        if run:
-            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-        run = [i]
-    if run:
-        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
-    return ", ".join(parts)
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in _runs(indices))
+
+
+def _undecodable(source: str, frames: list[int]) -> set[int]:
+    """Which of ``frames`` the source's decoder cannot produce (damaged or missing packets).
+
+    Each run of consecutive frames is decoded afresh, from the keyframe before it, as a
+    chunk's render decodes it.
+
+    Args:
+        source: the source file.
+        frames: sorted frame indices.
+
+    Returns:
+        The indices that did not come out of the decoder.
+    """
+    info = probe(source, verdict=False)
+    lost: set[int] = set()
+    for first, last in _runs(frames):
+        try:
+            decoded = {frame.index for frame in iter_frames(source, info, first, last)}
+        except InputError:  # not one frame of the run decodes
+            decoded = set()
+        lost.update(i for i in range(first, last + 1) if i not in decoded)
+    return lost
 
 
 def _source_index(times: list[Fraction], t: Fraction, tolerance: Fraction) -> int | None:
@@ -338,8 +368,16 @@ def _source_index(times: list[Fraction], t: Fraction, tolerance: Fraction) -> in
     return best
 
 
-def _check_coverage(chunks: list[_Chunk], source: str) -> None:
-    """Every source frame in exactly one chunk, and no chunk frame the source lacks."""
+def _check_coverage(chunks: list[_Chunk], source: str) -> int:
+    """Every source frame in exactly one chunk, and no chunk frame the source lacks.
+
+    A frame in no chunk is allowed only when the source itself cannot decode it: a render
+    skips such frames (a single run's output leaves them out too), so re-rendering would not
+    bring them back.
+
+    Returns:
+        The number of source frames left out because they cannot be decoded.
+    """
     with open_input(source) as container:
         stream = pick_video_stream(container)
         if stream is None:
@@ -365,7 +403,14 @@ def _check_coverage(chunks: list[_Chunk], source: str) -> None:
     if doubled:
         raise UsageError(f"chunks overlap: frames {_ranges(doubled)} of {source} appear in more than one chunk")
     if missing:
-        raise UsageError(f"chunks leave a gap: frames {_ranges(missing)} of {source} are in no chunk; render them")
+        lost = _undecodable(source, missing)
+        gaps = [i for i in missing if i not in lost]
+        if gaps:
+            raise UsageError(f"chunks leave a gap: frames {_ranges(gaps)} of {source} are in no chunk; render them")
+        log.warning("%s: frames %s cannot be decoded (damaged) and are left out of the merged film, as a single run "
+                    "leaves them out: the frame before each gap stays on screen; timing and audio are kept",
+                    source, _ranges(missing))
+    return len(missing)
 
 
 def _check_no_overlap(chunks: list[_Chunk]) -> None:
@@ -462,11 +507,12 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         raise UsageError("merge needs at least one chunk")
     described = sorted((_read_chunk(str(c)) for c in chunks), key=lambda c: c.times[0])
     _check_same_encoding(described)
+    lost = 0
     if audio_from is not None:
-        _check_coverage(described, audio_from)
+        lost = _check_coverage(described, audio_from)
     else:
         _check_no_overlap(described)
     inputs = [c.path for c in described] + ([audio_from] if audio_from else [])
     with atomic_output(output, overwrite=overwrite, input_paths=inputs) as temp:
         frames, copied = _write_merged(described, temp, audio_from)
-    return MergeReport(frames=frames, chunks=len(described), copied_streams=copied)
+    return MergeReport(frames=frames, chunks=len(described), copied_streams=copied, lost=lost)

@@ -87,14 +87,16 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
         model, _ = load_generator(cfg.model)
     bar = tqdm(total=info.video.frame_count, initial=info.video.frame_count - sum(e - s + 1 for s, e in todo),
                unit="frame", disable=cfg.quiet, desc=Path(cfg.output).name, dynamic_ncols=True)
+    rendered = 0
     try:
         for start, end in todo:
             segment = replace(cfg, output=str(layout.path((start, end))), frames=format_range((start, end)),
                               resume=False, overwrite=True, quiet=True)
-            run.run_video(segment, model, info)  # one probe serves every segment
+            rendered += run.run_video(segment, model, info).frames  # one probe serves every segment
             bar.update(end - start + 1)
     finally:
         bar.close()
     report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input, overwrite=cfg.overwrite)
     remove_chunks(layout, plan)
-    return run.RunReport(cfg.output, report.frames, time.time() - t0, copied_streams=report.copied_streams)
+    return run.RunReport(cfg.output, report.frames, time.time() - t0, dropped=report.lost,
+                         copied_streams=report.copied_streams, rendered=rendered if rendered < report.frames else None)

@@ -67,6 +67,8 @@ class RunReport:
         concealed: frames decoded with damage the decoder patched over.
         copied_streams: audio/subtitle/data streams copied.
         preview: the contact sheet written, if any.
+        rendered: frames rendered by this run when fewer than ``frames`` (a resumed run kept
+            the rest from before); None when every frame was rendered now.
     """
 
     output: str
@@ -77,11 +79,13 @@ class RunReport:
     concealed: int = 0
     copied_streams: int = 0
     preview: str | None = None
+    rendered: int | None = None
 
     @property
     def fps(self) -> float:
-        """Frames per second over the whole run."""
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames rendered per second of this run (a resumed run counts only its own frames)."""
+        done = self.frames if self.rendered is None else self.rendered
+        return done / self.seconds if self.seconds > 0 else 0.0
 
 
 class _Stopped(Exception):
@@ -476,11 +480,14 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     if cfg.preview and previews:
         write_contact_sheet(cfg.preview, previews)
         preview = cfg.preview
-    report = RunReport(cfg.output, frames_written, time.time() - t0, stats.corrupt_packets, stats.dropped,
+    # Frames of the written range that are missing; the decoder's own count also covers the
+    # smoother's warm-up frames before a chunk's range, which are not written.
+    dropped = plan.end - plan.start + 1 - frames_written
+    report = RunReport(cfg.output, frames_written, time.time() - t0, stats.corrupt_packets, dropped,
                        stats.concealed, copied, preview)
-    if stats.corrupt_packets or stats.dropped or stats.concealed:
+    if dropped or stats.concealed or (stats.corrupt_packets and not cfg.frames):
         log.warning("%s: %d corrupt packets skipped, %d frames could not be decoded, at least %d frames concealed "
-                    "(decoded with damage patched over)", cfg.input, stats.corrupt_packets, stats.dropped, stats.concealed)
+                    "(decoded with damage patched over)", cfg.input, stats.corrupt_packets, dropped, stats.concealed)
     return report
 
 

@@ -128,6 +128,25 @@ def consistency_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return (ok & inside).astype(np.float32)
 
 
+def checked_flow(a: np.ndarray, b: np.ndarray, estimate=dis_flow) -> tuple[np.ndarray, np.ndarray]:
+    """Flow from ``a`` to ``b`` and where it can be trusted: the flow back from ``b`` to ``a``
+    is estimated too, and ``consistency_mask`` keeps the pixels where the two agree.
+
+    ``warp(img_b, flow)`` then lands ``b``'s content in ``a``'s grid, reliable where the mask is 1.
+
+    Args:
+        a: ``(H, W)`` luma.
+        b: same shape as ``a``.
+        estimate: the estimator, ``dis_flow`` or another of ``FLOW_METHODS``.
+
+    Returns:
+        (``(H, W, 2)`` flow a->b, ``(H, W)`` float32 mask of 0 and 1).
+    """
+    forward = estimate(a, b)
+    backward = estimate(b, a)
+    return forward, consistency_mask(forward, backward)
+
+
 def is_scene_cut(a: np.ndarray, b: np.ndarray, threshold: float = 0.35, thumb_threshold: float = 0.1) -> bool:
     """Whether two consecutive luma frames belong to different shots.
 

@@ -52,9 +52,7 @@ def flow_method(name: str):
 def _pair_flow(gray_prev: np.ndarray, gray_cur: np.ndarray, estimate=flow.dis_flow) -> tuple[np.ndarray, np.ndarray] | None:
     """Flow t -> t-1 (so ``warp(prev)`` lands in frame t) and its reliability mask, or None
     when no pixel has reliable flow (nothing to measure)."""
-    to_prev = estimate(gray_cur, gray_prev)
-    to_cur = estimate(gray_prev, gray_cur)
-    mask = flow.consistency_mask(to_prev, to_cur)
+    to_prev, mask = flow.checked_flow(gray_cur, gray_prev, estimate)
     return None if float(mask.sum()) == 0.0 else (to_prev, mask)
 
 

@@ -25,7 +25,7 @@ import torch
 
 from vidcolor.color import rgb_to_ycbcr
 from vidcolor.errors import InputError, UsageError
-from vidcolor.flow import consistency_mask, dis_flow, is_scene_cut, warp
+from vidcolor.flow import checked_flow, is_scene_cut, warp
 from vidcolor.io.decode import read_image
 from vidcolor.io.probe import IMAGE_EXTENSIONS
 
@@ -80,18 +80,14 @@ def read_reference(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.nd
 
 def _carry(chroma: np.ndarray, confidence: np.ndarray, luma_from: np.ndarray, luma_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Move chroma and confidence from one frame to the next with flow; unreliable pixels drop."""
-    back = dis_flow(luma_to, luma_from)  # for each pixel of the new frame: where it was
-    forth = dis_flow(luma_from, luma_to)
-    mask = consistency_mask(back, forth)
+    back, mask = checked_flow(luma_to, luma_from)  # for each pixel of the new frame: where it was
     moved = warp(np.ascontiguousarray(chroma.transpose(1, 2, 0)), back).transpose(2, 0, 1)
     return moved, warp(confidence, back) * mask * DECAY_PER_FRAME
 
 
 def _align(ref_luma: np.ndarray, ref_chroma: np.ndarray, frame_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Align a reference to its frame (flow from frame to reference) with a confidence map."""
-    to_ref = dis_flow(frame_luma, ref_luma)
-    from_ref = dis_flow(ref_luma, frame_luma)
-    mask = consistency_mask(to_ref, from_ref)
+    to_ref, mask = checked_flow(frame_luma, ref_luma)
     aligned = warp(np.ascontiguousarray(ref_chroma.transpose(1, 2, 0)), to_ref).transpose(2, 0, 1)
     return aligned, mask
 

@@ -81,9 +81,7 @@ def flow_and_weight(gray: np.ndarray, prev_gray: np.ndarray, alpha: float) -> tu
         (``(H, W, 2)`` flow t -> t-1, ``(H, W)`` float32 weight: ``a`` times the softened
         forward-backward consistency mask).
     """
-    to_prev = flow.dis_flow(gray, prev_gray)
-    to_cur = flow.dis_flow(prev_gray, gray)
-    mask = flow.consistency_mask(to_prev, to_cur)
+    to_prev, mask = flow.checked_flow(gray, prev_gray)
     weight = cv2.GaussianBlur(mask, _MASK_BLUR_KERNEL, _MASK_BLUR_SIGMA)
     weight *= alpha
     return to_prev, weight

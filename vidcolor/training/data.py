@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcolor.errors import TrainingError
-from vidcolor.flow import consistency_mask, dis_flow
+from vidcolor.flow import checked_flow
 from vidcolor.io.probe import find_media
 
 AFFINE_MARGIN = 16  # pixels around a photo crop, so frame t+1 has content at its borders
@@ -152,9 +152,8 @@ def clip_pair(frames: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[
     b = np.ascontiguousarray(frames[t + gap, y0 : y0 + crop, x0 : x0 + crop])
     ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-    forward = dis_flow(ga, gb)
-    backward = dis_flow(gb, ga)
-    return a, b, forward, consistency_mask(forward, backward)
+    forward, mask = checked_flow(ga, gb)
+    return a, b, forward, mask
 
 
 def sample_hints(chroma: np.ndarray, probability: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -435,6 +435,15 @@ def ffprobe_video_pts(path) -> tuple[list[int], Fraction] | None:
     return pts, Fraction(num, den)
 
 
+def ffprobe_duration(path) -> Fraction | None:
+    """The file's duration as ffprobe reports it (what players show), in seconds; None
+    without ffprobe."""
+    data = ffprobe_json(path)
+    if data is None:
+        return None
+    return Fraction(data["format"]["duration"])
+
+
 def passthrough(source, output, codec: str = "ffv1", frame_range: tuple[int, int] | None = None, **writer_kwargs):
     """Decode ``source`` with vidcolor.io and write its planes back with ``OutputWriter``.
 
@@ -461,7 +470,7 @@ def passthrough(source, output, codec: str = "ffv1", frame_range: tuple[int, int
         fmt = writer.format
         for frame in iter_frames(source, info, start=start, end=end):
             y = shift_bits(frame.y, depth, fmt.bit_depth)
-            writer.write(y, *_output_chroma(frame, depth, fmt), frame.pts)
+            writer.write(y, *_output_chroma(frame, depth, fmt), frame.pts, frame.duration)
     return fmt
 
 

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.media import (
+    ffprobe_duration,
     ffprobe_video_pts,
     make_clip,
     passthrough,
@@ -37,6 +38,10 @@ def _assert_same_timing(source, output):
     out_tb, out_pts = _timing(output)
     assert out_tb == source_tb
     assert out_pts == source_pts
+    # The last frame keeps its own duration, so the film is as long as its source (within the
+    # millisecond a Matroska file, or an MP4 with the default timescale, rounds to).
+    if (length := ffprobe_duration(output)) is not None:
+        assert abs(length - ffprobe_duration(source)) <= Fraction(1, 1000)
     via_ffprobe = ffprobe_video_pts(output)
     if via_ffprobe is not None:
         assert via_ffprobe == (source_pts, source_tb)

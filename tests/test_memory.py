@@ -87,8 +87,8 @@ def rss_during_run(long_clip, out: Path, monkeypatch, keep_frames: bool) -> dict
     kept: list = []
     real_write = OutputWriter.write
 
-    def write(self, y, cb, cr, pts):
-        real_write(self, y, cb, cr, pts)
+    def write(self, y, cb, cr, pts, duration=None):
+        real_write(self, y, cb, cr, pts, duration)
         if keep_frames:
             kept.append((y, cb, cr))
         if self.frames_written in SAMPLE_AT:

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.media import damage_video_packets, make_clip, read_packets, read_planes
+from tests.media import damage_video_packets, ffprobe_duration, make_clip, read_packets, read_planes
 from tests.test_pipeline import tiny_generator
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
@@ -82,6 +82,20 @@ def test_resumed_mp4_at_ntsc_rate_keeps_every_timestamp(tmp_path, ext, rate):
     assert report.frames == 24
     assert scan_timestamps(out) == clip.pts
     assert read_packets(out, "audio") == read_packets(clip.path, "audio")
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_variable_rate_film_keeps_its_length(tmp_path, resume):
+    """The last frame of a variable-rate film keeps its own duration, so the film ends when the
+    source does (it lasted one average frame period), whole or merged from segments."""
+    from vidcolor.io.probe import scan_timestamps
+
+    clip = make_clip(tmp_path / "film.mp4", frames=20, vfr=True, audio="aac", content="moving")
+    out = tmp_path / "out.mp4"
+    colorize(cfg(clip.path, out, codec="x264", segment_frames=6, resume=resume), tiny_generator())
+    assert scan_timestamps(out) == clip.pts
+    if (length := ffprobe_duration(out)) is not None:
+        assert length == ffprobe_duration(clip.path)
 
 
 def test_damaged_film_resumes_and_merges_like_a_single_run(tmp_path, monkeypatch, caplog):

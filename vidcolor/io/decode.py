@@ -39,6 +39,7 @@ class Frame:
     cb: np.ndarray | None  # chroma at native (subsampled) size; None for gray input
     cr: np.ndarray | None
     interlaced: bool
+    duration: int | None = None  # how long it shows, in the stream's time base; None: unknown
 
 
 @dataclass
@@ -155,7 +156,9 @@ def _deinterlaced(frames: Iterable[av.VideoFrame], stream) -> Iterator[av.VideoF
                 raise
             # yadif counts in half-frame units (its time base is halved): back to the stream's.
             if frame.pts is not None and frame.time_base and Fraction(frame.time_base) != time_base:
-                frame.pts = int(round(frame.pts * Fraction(frame.time_base) / time_base))
+                scale = Fraction(frame.time_base) / time_base
+                frame.pts = int(round(frame.pts * scale))
+                frame.duration = int(round((frame.duration or 0) * scale))
                 frame.time_base = time_base
             yield frame
 
@@ -263,6 +266,17 @@ def _open_at(path, video, pts_list: list[int], start: int, stats: DecodeStats):
     return container, stream, frames
 
 
+def _duration(av_frame: av.VideoFrame, index: int, pts: int, pts_list: list[int], stream) -> int | None:
+    """How long a frame shows, in the stream's time base: up to the next frame's pts, and for the
+    last frame its own (packet) duration, which the muxer needs for the film's end time."""
+    if index + 1 < len(pts_list) and pts_list[index] == pts:
+        return pts_list[index + 1] - pts
+    if index + 1 >= len(pts_list) and av_frame.duration:
+        frame_base = Fraction(av_frame.time_base or stream.time_base)
+        return int(round(av_frame.duration * frame_base / Fraction(stream.time_base)))
+    return None
+
+
 def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats) -> Iterator[Frame]:
     """The generator body of ``iter_frames`` (arguments already checked)."""
     index_of = {pts: i for i, pts in enumerate(pts_list)}
@@ -301,7 +315,8 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
                 delivered += 1
                 stats.decoded += 1
                 stats.concealed += bool(av_frame.is_corrupt)
-                yield Frame(index=index, pts=pts, y=y, cb=cb, cr=cr, interlaced=bool(av_frame.interlaced_frame))
+                yield Frame(index=index, pts=pts, y=y, cb=cb, cr=cr, interlaced=bool(av_frame.interlaced_frame),
+                            duration=_duration(av_frame, index, pts, pts_list, stream))
         except av.error.FFmpegError as exc:
             if delivered == 0:
                 raise InputError(f"cannot decode {path} ({exc}); the file may be damaged") from exc

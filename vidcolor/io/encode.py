@@ -367,6 +367,7 @@ class OutputWriter:
         self._time_base = Fraction(source.video.time_base)
         self._color_tags = color_tags(source.video)
         self._last_pts: int | None = None
+        self._durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
         self._closed = False
         self._copier: PacketCopier | None = None
         self.frames_written = 0
@@ -417,7 +418,7 @@ class OutputWriter:
         frame.time_base = self._time_base
         return frame
 
-    def write(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int) -> None:
+    def write(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int, duration: int | None = None) -> None:
         """Encode one frame.
 
         Args:
@@ -425,6 +426,9 @@ class OutputWriter:
             cb: chroma at ``format.chroma_size``, same dtype.
             cr: as ``cb``.
             pts: the frame's timestamp in the source's time base (strictly increasing).
+            duration: how long it shows, in the source's time base (``Frame.duration``). The
+                muxer takes the film's end from the last frame's duration; without it, that
+                frame lasts one average frame period (wrong for variable-rate sources).
 
         Raises:
             ValueError: planes of the wrong shape or dtype, or a pts not after the last one.
@@ -434,6 +438,8 @@ class OutputWriter:
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"pts {pts} is not after the previous frame's {self._last_pts}")
         frame = self._frame(y, cb, cr, pts)
+        if duration:
+            self._durations[pts] = duration
         try:
             self._mux_video(self._stream.encode(frame))
         except (av.error.FFmpegError, OSError) as exc:
@@ -445,12 +451,22 @@ class OutputWriter:
 
     def _mux_video(self, packets) -> None:
         for packet in packets:
+            self._set_duration(packet)
             self._container.mux(packet)
             if self._copier is not None:
                 # Copy what plays up to this video packet's decoding time, to interleave.
                 time = packet.dts if packet.dts is not None else packet.pts
                 if time is not None:
                     self._copier.feed_until(time * Fraction(packet.time_base or self._time_base))
+
+    def _set_duration(self, packet) -> None:
+        """Give a packet its frame's duration (encoders leave it 0), in the packet's time base."""
+        if packet.pts is None or not self._durations:
+            return
+        packet_base = Fraction(packet.time_base or self._time_base)
+        duration = self._durations.pop(int(round(packet.pts * packet_base / self._time_base)), None)
+        if duration:
+            packet.duration = max(1, int(round(duration * self._time_base / packet_base)))
 
     def close(self) -> None:
         """Flush the encoder, write the remaining copied packets and close the file.

@@ -463,7 +463,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
                     else:
                         cb, cr = chroma_to_planes(out, fmt)
                         y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)
-                    writer.write(y, cb, cr, frame.pts)
+                    writer.write(y, cb, cr, frame.pts, frame.duration)
                     frames_written += 1
                     bar.update(1)
                     if frame.index in plan.preview_indices:

@@ -123,13 +123,23 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str
     elif kind == "pipeline":
         from vidcolor.pipeline.run import colorize_video
 
-        options = dict(model=model, device=device, render_size=render_size, batch_size=str(batch_size), codec=codec,
+        options = dict(device=device, render_size=render_size, batch_size=str(batch_size), codec=codec,
                        compile=compile_model, quiet=True)
         with tempfile.TemporaryDirectory() as tmp:
-            if compile_model:  # fill the compile cache outside the timing
-                colorize_video(clip, str(Path(tmp) / "warm.mp4"), frames="0-15", **options)
+            if compile_model:
+                # Fill the compile cache outside the timing: the same loaded model (a model
+                # loaded again is traced again) and enough frames for the timed run's batch
+                # size, since a graph is made per batch size (--batch-size auto on CUDA is up
+                # to AUTO_BATCH_CAP frames).
+                from vidcolor.devices import pick_device
+                from vidcolor.models.weights import load_generator
+                from vidcolor.pipeline.generate import AUTO_BATCH_CAP
+
+                model = load_generator(model, pick_device(device))[0]
+                colorize_video(clip, str(Path(tmp) / "warm.mp4"), model, frames=f"0-{min(n, 2 * AUTO_BATCH_CAP) - 1}",
+                               **options)
                 t0 = time.perf_counter()
-            colorize_video(clip, str(Path(tmp) / "out.mp4"), **options)
+            colorize_video(clip, str(Path(tmp) / "out.mp4"), model, **options)
     seconds = time.perf_counter() - t0
     result.update(seconds=seconds, fps=n / seconds, peak_rss_mb=peak_rss_mb())
     if torch.cuda.is_available() and device != "cpu":
@@ -138,12 +148,38 @@ def measure(kind: str, clip: str, device: str, render_size: int, batch_size: str
 
 
 def run_child(kind: str, clip: str, args) -> dict:
-    """Run ``measure`` in a fresh process (separate memory peaks, no warm caches shared)."""
+    """Run ``measure`` in a fresh process (separate memory peaks, no warm caches shared).
+
+    Returns:
+        The child's figures, or ``{"error": ...}`` with the end of its stderr (also printed)
+        when it fails, so one failing measurement neither hides its cause nor loses the rest.
+    """
     cmd = [sys.executable, __file__, "--child", kind, "--clip", clip, "--device", args.device,
            "--render-size", str(args.render_size), "--batch-size", str(args.batch_size), "--model", args.model,
            "--threads", str(args.threads), "--codec", args.codec] + (["--compile"] if args.compile else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        tail = out.stderr.strip()[-4000:]
+        print(f"{kind} on {clip} failed (exit {out.returncode}):\n{tail}", file=sys.stderr, flush=True)
+        return {"error": tail.splitlines()[-1] if tail else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _summary(row: dict) -> str:
+    """One line for a size's measurements (failed ones say so)."""
+    def fps(kind: str) -> str:
+        return "failed" if "error" in row[kind] else f"{row[kind]['fps']:7.1f} fps"
+
+    line = (f"{row['size']:>10}: decode {fps('decode')} | decode+encode {fps('decode_encode')} | generator "
+            f"{fps('generator')} | pipeline {fps('pipeline')}")
+    if row.get("overlap_efficiency") is not None:
+        line += f" | overlap efficiency {row['overlap_efficiency']:.2f}"
+    pipeline = row["pipeline"]
+    if "peak_rss_mb" in pipeline:
+        line += f" | peak RSS {pipeline['peak_rss_mb']:.0f} MiB"
+    if "peak_gpu_mb" in pipeline:
+        line += f" | peak GPU {pipeline['peak_gpu_mb']:.0f} MiB"
+    return line
 
 
 def main() -> None:
@@ -176,6 +212,9 @@ def main() -> None:
         "torch_threads": args.threads or torch.get_num_threads(),
         "results": [],
     }
+    suffix = ("" if args.codec == "x264" else f"-{args.codec}") + ("-compile" if args.compile else "")
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device.replace(':', '')}{suffix}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         clips = [(args.clip, None)] if args.clip else []
         if not args.clip:
@@ -188,19 +227,15 @@ def main() -> None:
             row = {"size": size or Path(clip).name}
             for kind in ("decode", "decode_encode", "generator", "pipeline"):
                 row[kind] = run_child(kind, clip, args)
-            ceiling = min(row["decode_encode"]["fps"], row["generator"]["fps"])
-            row["overlap_efficiency"] = row["pipeline"]["fps"] / ceiling
+            measured = all("error" not in row[kind] for kind in ("decode_encode", "generator", "pipeline"))
+            ceiling = min(row["decode_encode"]["fps"], row["generator"]["fps"]) if measured else None
+            row["overlap_efficiency"] = row["pipeline"]["fps"] / ceiling if measured else None
             report["results"].append(row)
-            print(f"{row['size']:>10}: decode {row['decode']['fps']:7.1f} fps | decode+encode {row['decode_encode']['fps']:7.1f} fps"
-                  f" | generator {row['generator']['fps']:7.1f} fps | pipeline {row['pipeline']['fps']:7.1f} fps"
-                  f" | overlap efficiency {row['overlap_efficiency']:.2f} | peak RSS {row['pipeline']['peak_rss_mb']:.0f} MiB"
-                  + (f" | peak GPU {row['pipeline']['peak_gpu_mb']:.0f} MiB" if "peak_gpu_mb" in row["pipeline"] else ""),
-                  flush=True)
-    suffix = ("" if args.codec == "x264" else f"-{args.codec}") + ("-compile" if args.compile else "")
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"throughput-{args.device.replace(':', '')}{suffix}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+            print(_summary(row), flush=True)
+            out.write_text(json.dumps(report, indent=2) + "\n")  # after each size: a later failure loses nothing
     print(f"wrote {out}")
+    if any("error" in row[kind] for row in report["results"] for kind in ("decode", "decode_encode", "generator", "pipeline")):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

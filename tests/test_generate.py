@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import numpy as np
@@ -251,3 +252,104 @@ def test_luma_resizer_is_opencvs_area_resize(size):
     batch = make_batch([0], [], [None], pin=False, codes=list(high), render=render)
     assert np.allclose(LumaResizer(size, render, 16, True, torch.device("cpu"))(batch.codes).numpy(), 1.0)
     assert not LumaResizer.applies((120, 160), render_shape(120, 160, 192))  # upscaling stays on the host
+
+
+class StandInCuda:
+    """Stand-ins for torch.cuda's streams and events that log what runs where, so the CUDA
+    branch of ``ChromaGenerator.submit`` runs (and is checked) on a machine without a GPU."""
+
+    def __init__(self, monkeypatch):
+        self.log: list[tuple] = []
+        self.main = self.Stream(self, "main")
+        self.current = self.main
+        cuda = self
+
+        class Event:
+            def __init__(self, blocking: bool = False):
+                self.blocking, self.name = blocking, None
+
+            def record(self, stream):
+                self.name = f"event{len(cuda.log)}"
+                cuda.log.append(("record", stream.name, self.name))
+
+            def synchronize(self):
+                cuda.log.append(("synchronize", self.name, self.blocking))
+
+        @contextlib.contextmanager
+        def stream(s):
+            before, cuda.current = cuda.current, s
+            try:
+                yield
+            finally:
+                cuda.current = before
+
+        real_empty = torch.empty
+        monkeypatch.setattr(torch.cuda, "Event", Event)
+        monkeypatch.setattr(torch.cuda, "stream", stream)
+        monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: cuda.main)
+        monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+        # No page-locked memory without CUDA: plain host tensors stand in for it.
+        monkeypatch.setattr(torch, "empty", lambda *a, pin_memory=False, **k: real_empty(*a, **k))
+        monkeypatch.setattr(torch.Tensor, "record_stream",
+                            lambda t, s: cuda.log.append(("record_stream", tuple(t.shape), s.name)), raising=False)
+
+    class Stream:
+        def __init__(self, cuda, name):
+            self.cuda, self.name = cuda, name
+
+        def wait_event(self, event):
+            self.cuda.log.append(("wait", self.name, event.name))
+
+    def generator(self, model) -> ChromaGenerator:
+        """A ChromaGenerator on the CPU that takes its CUDA branch (fp16 autocast included)."""
+        gen = ChromaGenerator(model, torch.device("cpu"))
+        gen.cuda = gen.autocast = True
+        gen.upload_stream, gen.download_stream = self.Stream(self, "upload"), self.Stream(self, "download")
+        return gen
+
+
+def test_cuda_branch_orders_copies_and_compute_with_events(monkeypatch):
+    """The CUDA branch of submit(), run with stand-in streams: uploads on their own stream, the
+    forward pass waits for them, downloads wait for the forward pass on another stream, the
+    host waits (sleeping, not spinning) for the download; the chroma equals the CPU branch's
+    within fp16 autocast's error, with hints and with full-size codes resized on the device."""
+    from vidcolor.pipeline.batch import LumaResizer
+
+    model = tiny_generator()
+    rng = np.random.default_rng(3)
+    codes = [rng.integers(16, 236, (64, 96), dtype=np.uint8) for _ in range(3)]
+    hints = [(rng.random((2, 32, 48), dtype=np.float32) - 0.5, np.ones((1, 32, 48), np.float32))] * 3
+    resizer = LumaResizer((64, 96), (32, 48), 8, False, torch.device("cpu"))
+    expected = {
+        "luma": ChromaGenerator(model, torch.device("cpu")).submit(_batch(4)).result()[1],
+        "codes": ChromaGenerator(model, torch.device("cpu")).submit(
+            make_batch([0, 1, 2], [], hints, pin=False, codes=codes, render=(32, 48)), resizer).result()[1],
+    }
+    cuda = StandInCuda(monkeypatch)
+    gen = cuda.generator(model)
+    got = {
+        "luma": gen.submit(_batch(4)).result()[1],
+        "codes": gen.submit(make_batch([0, 1, 2], [], hints, pin=False, codes=codes, render=(32, 48)), resizer).result()[1],
+    }
+    for key in expected:
+        assert got[key].dtype == np.float32
+        assert np.abs(got[key] - expected[key]).max() < 0.5 / 255  # fp16 autocast: well within a code value
+
+    log = cuda.log
+    end_of_first = next(i for i, entry in enumerate(log) if entry[0] == "synchronize")
+    first = log[: end_of_first + 1]
+    copied_in, computed, done = (entry[2] for entry in first if entry[0] == "record")
+    assert first == [
+        ("record", "upload", copied_in),
+        ("wait", "main", copied_in),
+        ("record_stream", (4, 1, 32, 48), "main"),  # the uploaded luma, read on the main stream
+        ("record", "main", computed),
+        ("wait", "download", computed),
+        ("record_stream", (4, 2, 32, 48), "download"),  # the chroma, alive until it is copied
+        ("record", "download", done),
+        ("synchronize", done, True),
+    ]
+    second = log[len(first):]
+    assert ("record_stream", (3, 64, 96), "main") in second  # the full-size codes
+    assert ("record_stream", (3, 1, 32, 48), "download") in second  # the render-size luma for the smoother
+    assert second[-1][0] == "synchronize"

@@ -1,8 +1,9 @@
 """The generate stage: run the generator on batches, on the CPU or on a CUDA device.
 
-On CUDA, host-to-device and device-to-host copies run on a side stream and are ordered with
-events, so the copy of batch k+1 overlaps the forward pass of batch k without synchronising
-the whole device; the forward pass runs under autocast, and the luma is resized to render size
+On CUDA, host-to-device and device-to-host copies run on two side streams (one each way, since
+a stream runs its work in order: uploads queued behind the last batch's download would wait
+for its forward pass) and are ordered with events, so the copy of batch k+1 overlaps the
+forward pass of batch k without synchronising the whole device; the forward pass runs under autocast, and the luma is resized to render size
 there (``LumaResizer``) rather than on the host. An out-of-memory error halves the batch and
 retries instead of ending the run.
 """
@@ -107,8 +108,10 @@ class ChromaGenerator:
         self.cuda = device.type == "cuda"
         self.autocast = autocast and self.cuda
         self.style = None if style is None else style.to(device)
-        self.copy_stream = torch.cuda.Stream(device) if self.cuda else None
+        self.upload_stream = torch.cuda.Stream(device) if self.cuda else None
+        self.download_stream = torch.cuda.Stream(device) if self.cuda else None
         self.max_batch: int | None = None  # lowered after an out-of-memory error
+        self.frame_bytes: float | None = None  # device memory a frame of a batch costs (auto_batch_size)
         self._eager = self.model.coefficient_maps if maps else self.model
         self._run = torch.compile(self._eager, dynamic=False) if compile else self._eager
         self.compiled = compile
@@ -165,16 +168,19 @@ class ChromaGenerator:
                                                None if hint_mask is None else hint_mask[sl]))
                 return torch.cat(parts) if len(parts) > 1 else parts[0]
             except OUT_OF_MEMORY:
-                if self.cuda:
-                    torch.cuda.empty_cache()
                 if step <= 1:
                     raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
                 self.max_batch = self._graph_batch = step // 2
                 log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
+            # Outside the except block: there the traceback still holds the failed pass's
+            # activations, so emptying the cache would free less.
+            parts = []
+            if self.cuda:
+                torch.cuda.empty_cache()
 
     def auto_batch_size(self, render: tuple[int, int], hints: bool = False) -> int:
         """``--batch-size auto``: ``CPU_AUTO_BATCH`` on the CPU; on CUDA, measure the forward
-        pass at 1 and 2 frames and take the largest batch that fits (``batch_that_fits``).
+        pass at 2 and 4 frames and take the largest batch that fits (``batch_that_fits``).
 
         Args:
             render: (height, width) the model sees.
@@ -186,7 +192,10 @@ class ChromaGenerator:
         if not self.cuda:
             return CPU_AUTO_BATCH
         peaks = []
-        for n in (1, 2):
+        # One unmeasured pass first: the first matmul allocates cuBLAS's workspace for good,
+        # which would otherwise count in the first measurement only (and make a frame's cost
+        # come out negative).
+        for n in (1, 2, 4):
             luma = torch.zeros(n, 1, *render, device=self.device)
             hint_chroma = torch.zeros(n, 2, *render, device=self.device) if hints else None
             hint_mask = torch.zeros(n, 1, *render, device=self.device) if hints else None
@@ -200,9 +209,10 @@ class ChromaGenerator:
                 return 1  # ModelError follows from the run itself if even one frame does not fit
             torch.cuda.synchronize(self.device)
             peaks.append(torch.cuda.max_memory_allocated(self.device) - before)
-        per_frame = peaks[1] - peaks[0]
+        per_frame = (peaks[2] - peaks[1]) / 2
+        self.frame_bytes = per_frame  # kept for logs and tests
         free, _ = torch.cuda.mem_get_info(self.device)
-        size = batch_that_fits(free, peaks[0] - per_frame, per_frame)
+        size = batch_that_fits(free, peaks[1] - 2 * per_frame, per_frame)
         log.info("--batch-size auto: %d frames (%.1f MiB a frame, %.0f MiB free)", size, per_frame / 2**20, free / 2**20)
         return size
 
@@ -222,13 +232,13 @@ class ChromaGenerator:
             luma = batch.luma if batch.codes is None else resizer(batch.codes)
             return Pending(batch, self._forward_split(luma, batch.hint_chroma, batch.hint_mask), luma=luma)
         main = torch.cuda.current_stream(self.device)
-        with torch.cuda.stream(self.copy_stream):
+        with torch.cuda.stream(self.upload_stream):
             source = batch.luma if batch.codes is None else batch.codes
             luma = source.to(self.device, non_blocking=True)
             hint_chroma = None if batch.hint_chroma is None else batch.hint_chroma.to(self.device, non_blocking=True)
             hint_mask = None if batch.hint_mask is None else batch.hint_mask.to(self.device, non_blocking=True)
             copied_in = torch.cuda.Event()
-            copied_in.record(self.copy_stream)
+            copied_in.record(self.upload_stream)
         main.wait_event(copied_in)
         for t in (luma, hint_chroma, hint_mask):
             if t is not None:
@@ -242,13 +252,15 @@ class ChromaGenerator:
         computed.record(main)
         host = torch.empty(chroma.shape, dtype=torch.float32, pin_memory=True)
         host_luma = None if batch.codes is None else torch.empty(luma.shape, dtype=torch.float32, pin_memory=True)
-        with torch.cuda.stream(self.copy_stream):
-            self.copy_stream.wait_event(computed)
+        with torch.cuda.stream(self.download_stream):
+            self.download_stream.wait_event(computed)
             host.copy_(chroma, non_blocking=True)
-            chroma.record_stream(self.copy_stream)  # keep the device buffer alive until copied
+            chroma.record_stream(self.download_stream)  # keep the device buffer alive until copied
             if host_luma is not None:  # the smoother needs the render-size luma on the host
                 host_luma.copy_(luma, non_blocking=True)
-                luma.record_stream(self.copy_stream)
-            done = torch.cuda.Event()
-            done.record(self.copy_stream)
+                luma.record_stream(self.download_stream)
+            # Blocking: result() then sleeps until the copy lands instead of spinning a core
+            # that x264 and the decoder need.
+            done = torch.cuda.Event(blocking=True)
+            done.record(self.download_stream)
         return Pending(batch, host, done, host_luma)

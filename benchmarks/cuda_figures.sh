@@ -11,7 +11,11 @@
 #
 # JSON goes to $RESULTS: $OUT where that is set (the lent device machine sends back only
 # $OUT), else benchmarks/results. Where PyAV is not installed, put its wheel (and only it) in
-# .whl/ first; the script installs it to /tmp/site. H100 and H200 have no NVENC engine (video
+# .whl/ first; the script installs it to /tmp/site. For a Python 3.12 machine, from the repo root:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 -d .whl av==18.1.0      # abi3: one wheel for 3.11+
+# then send .whl/ along with each command. H100 and H200 have no NVENC engine (video
 # decoders only): there the NVENC step says so and is skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -26,16 +26,16 @@ def _batch(n: int, h: int = 32, w: int = 48):
 
 
 class OomAbove(torch.nn.Module):
-    """Wraps a generator and raises out-of-memory for batches larger than ``limit``."""
+    """Wraps a generator and raises ``error`` (out-of-memory) for batches larger than ``limit``."""
 
-    def __init__(self, inner, limit: int):
+    def __init__(self, inner, limit: int, error: Exception = OUT_OF_MEMORY("CUDA out of memory (simulated)")):
         super().__init__()
-        self.inner, self.limit, self.sizes = inner, limit, []
+        self.inner, self.limit, self.error, self.sizes = inner, limit, error, []
 
     def forward(self, luma, *args, **kwargs):
         self.sizes.append(luma.shape[0])
         if luma.shape[0] > self.limit:
-            raise OUT_OF_MEMORY("CUDA out of memory (simulated)")
+            raise self.error
         return self.inner(luma, *args, **kwargs)
 
 
@@ -52,6 +52,19 @@ def test_out_of_memory_halves_the_batch_and_keeps_the_result():
     flaky.sizes.clear()
     gen.submit(_batch(6)).result()
     assert flaky.sizes == [2, 2, 2]
+
+
+def test_a_cuda_librarys_failed_allocation_also_halves_the_batch():
+    # cuBLAS and cuDNN report a failed allocation as a plain RuntimeError, not torch's OOM.
+    model = tiny_generator()
+    failing = OomAbove(model, limit=3, error=RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"))
+    gen = ChromaGenerator(failing, torch.device("cpu"))
+    _, chroma = gen.submit(_batch(8)).result()
+    assert gen.max_batch == 2 and chroma.shape[0] == 8
+    # Any other error is not mistaken for one.
+    broken = OomAbove(model, limit=3, error=RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        ChromaGenerator(broken, torch.device("cpu")).submit(_batch(8)).result()
 
 
 def test_channels_last_gives_the_plain_layouts_result():

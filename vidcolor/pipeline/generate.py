@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcolor.devices import OUT_OF_MEMORY
+from vidcolor.devices import is_out_of_memory
 from vidcolor.errors import ModelError
 from vidcolor.models.generator import Generator
 from vidcolor.pipeline.batch import Batch, LumaResizer
@@ -124,9 +124,9 @@ class ChromaGenerator:
             return self._run(*args, **kwargs)
         try:
             out = self._run(*args, **kwargs)
-        except OUT_OF_MEMORY:
-            raise
         except Exception as exc:  # noqa: BLE001 - any compiler failure: the eager model still works
+            if is_out_of_memory(exc):
+                raise  # the batch is too big, not the compiler at fault: _forward_split backs off
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             log.warning("torch.compile failed (%s: %s); running the model uncompiled", type(exc).__name__, reason[:200])
             self._run, self.compiled = self._eager, False
@@ -167,7 +167,9 @@ class ChromaGenerator:
                     parts.append(self._forward(luma[sl], None if hint_chroma is None else hint_chroma[sl],
                                                None if hint_mask is None else hint_mask[sl]))
                 return torch.cat(parts) if len(parts) > 1 else parts[0]
-            except OUT_OF_MEMORY:
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
                 if step <= 1:
                     raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
                 self.max_batch = self._graph_batch = step // 2
@@ -204,7 +206,9 @@ class ChromaGenerator:
             before = torch.cuda.memory_allocated(self.device)
             try:
                 self._forward(luma, hint_chroma, hint_mask, eager=True)  # no graphs compiled for sizes 1 and 2
-            except OUT_OF_MEMORY:
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
                 torch.cuda.empty_cache()
                 return 1  # ModelError follows from the run itself if even one frame does not fit
             torch.cuda.synchronize(self.device)

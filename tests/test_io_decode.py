@@ -148,6 +148,7 @@ def test_deinterlace_only_when_asked(tmp_path):
     assert all(f.interlaced for f in plain)
     woven = list(iter_frames(path, info, deinterlace=True))
     assert [f.pts for f in woven] == [f.pts for f in plain]
+    assert [f.duration for f in woven] == [f.duration for f in plain]  # in the stream's time base too
     assert not any(f.interlaced for f in woven)
     assert not np.array_equal(woven[3].y, plain[3].y)
     assert [f.index for f in iter_frames(path, info, start=2, end=4, deinterlace=True)] == [2, 3, 4]

@@ -22,8 +22,17 @@ def _batch(n: int, pin: bool):
     return make_batch(list(range(n)), lumas, [None] * n, pin=pin)
 
 
-def test_autocast_within_one_code_value_of_fp32():
-    model = tiny_generator()
+def _model(name: str):
+    if name == "tiny":
+        return tiny_generator()
+    from vidcolor.models.weights import load_generator
+
+    return load_generator("default", torch.device("cpu"))[0]
+
+
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_autocast_within_one_code_value_of_fp32(name):
+    model = _model(name)
     fp32 = ChromaGenerator(model, torch.device("cuda"), autocast=False).submit(_batch(8, True)).result()[1]
     fp16 = ChromaGenerator(model, torch.device("cuda"), autocast=True).submit(_batch(8, True)).result()[1]
     codes32, codes16 = np.round(fp32 * 255), np.round(fp16 * 255)
@@ -78,6 +87,24 @@ def test_cuda_pipeline_equals_cpu_pipeline(tmp_path, monkeypatch, with_reference
     assert resizers[0] is None and resizers[1] is not None  # host resize on the CPU, device resize on CUDA
     for (_, y0, cb0, cr0), (_, y1, cb1, cr1) in zip(outs["cpu"], outs["cuda"]):
         assert np.array_equal(y0, y1)
+        assert np.abs(cb0.astype(int) - cb1.astype(int)).max() <= 1
+        assert np.abs(cr0.astype(int) - cr1.astype(int)).max() <= 1
+
+
+def test_default_model_in_full_batches_equals_cpu(tmp_path):
+    """The shipped model over 200 frames with --batch-size auto on CUDA (up to 64 frames a batch,
+    several batches in flight on the copy streams) gives the CPU run's planes within one code
+    value: no batch read before its upload landed or reused before its download finished."""
+    src = make_clip(tmp_path / "in.mp4", width=640, height=360, frames=200, content="moving").path
+    outs = {}
+    for device, batch in (("cpu", "8"), ("cuda", "auto")):
+        out = tmp_path / f"{device}.mkv"
+        colorize(ColorizeConfig(input=str(src), output=str(out), model="default", device=device, codec="ffv1",
+                                batch_size=batch, quiet=True, force=True))
+        outs[device] = read_planes(out)
+    assert len(outs["cpu"]) == len(outs["cuda"]) == 200
+    for (p0, y0, cb0, cr0), (p1, y1, cb1, cr1) in zip(outs["cpu"], outs["cuda"]):
+        assert p0 == p1 and np.array_equal(y0, y1)
         assert np.abs(cb0.astype(int) - cb1.astype(int)).max() <= 1
         assert np.abs(cr0.astype(int) - cr1.astype(int)).max() <= 1
 

@@ -1,11 +1,11 @@
 """The generate stage: run the generator on batches, on the CPU or on a CUDA device.
 
-On CUDA, host-to-device and device-to-host copies run on two side streams (one each way, since
-a stream runs its work in order: uploads queued behind the last batch's download would wait
-for its forward pass) and are ordered with events, so the copy of batch k+1 overlaps the
-forward pass of batch k without synchronising the whole device; the forward pass runs under autocast, and the luma is resized to render size
-there (``LumaResizer``) rather than on the host. An out-of-memory error halves the batch and
-retries instead of ending the run.
+On CUDA, host-to-device and device-to-host copies run on two side streams (one each way: a
+stream runs its work in order, so an upload queued behind the last batch's download would wait
+for that batch's forward pass) and are ordered with events, so the copy of batch k+1 overlaps
+the forward pass of batch k without synchronising the whole device; the forward pass runs
+under autocast, and the luma is resized to render size there (``LumaResizer``) rather than on
+the host. An out-of-memory error halves the batch and retries instead of ending the run.
 """
 
 from __future__ import annotations
@@ -174,8 +174,8 @@ class ChromaGenerator:
                     raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
                 self.max_batch = self._graph_batch = step // 2
                 log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
-            # Outside the except block: there the traceback still holds the failed pass's
-            # activations, so emptying the cache would free less.
+            # Drop the finished slices and empty the cache here, outside the except block: in
+            # it the traceback still holds the failed pass's activations, so less would be freed.
             parts = []
             if self.cuda:
                 torch.cuda.empty_cache()
@@ -205,7 +205,7 @@ class ChromaGenerator:
             torch.cuda.reset_peak_memory_stats(self.device)
             before = torch.cuda.memory_allocated(self.device)
             try:
-                self._forward(luma, hint_chroma, hint_mask, eager=True)  # no graphs compiled for sizes 1 and 2
+                self._forward(luma, hint_chroma, hint_mask, eager=True)  # no graphs compiled for these sizes
             except RuntimeError as exc:
                 if not is_out_of_memory(exc):
                     raise

@@ -194,9 +194,9 @@ class ChromaGenerator:
         if not self.cuda:
             return CPU_AUTO_BATCH
         peaks = []
-        # One unmeasured pass first: the first matmul allocates cuBLAS's workspace for good,
-        # which would otherwise count in the first measurement only (and make a frame's cost
-        # come out negative).
+        # The 1-frame pass is a warm-up whose peak goes unused: the first matmul allocates
+        # cuBLAS's workspace for good, which would count in that pass only (and make a frame's
+        # cost, measured from the 2- and 4-frame passes, come out negative).
         for n in (1, 2, 4):
             luma = torch.zeros(n, 1, *render, device=self.device)
             hint_chroma = torch.zeros(n, 2, *render, device=self.device) if hints else None

@@ -202,6 +202,34 @@ def test_compiled_generator_pads_short_batches_and_falls_back_when_compiling_fai
     assert "torch.compile failed (RuntimeError: InductorError: no C++ compiler found)" in caplog.text
 
 
+def test_a_compile_failing_after_an_out_of_memory_back_off_falls_back_to_the_plain_model(monkeypatch, caplog):
+    """The first compiled batches run; then the device runs out of memory, the batch halves,
+    and tracing the model for the smaller batch fails: the run goes on with the plain model."""
+    model = tiny_generator()
+    expected = ChromaGenerator(model, torch.device("cpu")).submit(_batch(4)).result()[1]
+    calls = {"oom": False}
+
+    def fake_compile(fn, dynamic=None):
+        def compiled(luma, *args, **kwargs):
+            if calls["oom"] and luma.shape[0] == 4:
+                raise OUT_OF_MEMORY("CUDA out of memory (simulated)")
+            if luma.shape[0] != 4:
+                raise RuntimeError("InductorError: recompiling failed")
+            return fn(luma, *args, **kwargs)
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    gen = ChromaGenerator(model, torch.device("cpu"), compile=True)
+    gen.submit(_batch(4)).result()
+    calls["oom"] = True  # e.g. another process took the memory meanwhile
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        _, chroma = gen.submit(_batch(4)).result()
+    np.testing.assert_allclose(chroma, expected, atol=1e-5)
+    assert gen.max_batch == 2 and not gen.compiled
+    assert "out of memory with 4 frames per batch; continuing with 2" in caplog.text
+    assert "torch.compile failed (RuntimeError: InductorError: recompiling failed)" in caplog.text
+
+
 @pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv420p10le"])
 def test_luma_resized_by_the_generator_equals_the_host_path(tmp_path, monkeypatch, pix_fmt):
     """On CUDA the generator makes the render-size luma from full-size Y codes on the device

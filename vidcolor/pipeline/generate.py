@@ -119,7 +119,8 @@ class ChromaGenerator:
         self._graph_batch = 0  # the batch size the compiled graph was made for
 
     def _call_model(self, *args: Any, **kwargs: Any) -> dict:
-        """The model (compiled or not); the first compiled call falls back to eager on failure."""
+        """The model (compiled or not); a compiled call for a new batch size (the first, or the
+        first after an out-of-memory back-off) falls back to eager on failure."""
         if self._compile_checked:
             return self._run(*args, **kwargs)
         try:
@@ -173,6 +174,9 @@ class ChromaGenerator:
                 if step <= 1:
                     raise ModelError("out of memory even with a batch of one frame; lower --render-size or use --device cpu") from None
                 self.max_batch = self._graph_batch = step // 2
+                # A compiled model is traced again for the smaller batch: let that compile fall
+                # back to the plain model too if it fails.
+                self._compile_checked = not self.compiled
                 log.warning("out of memory with %d frames per batch; continuing with %d", step, self.max_batch)
             # Drop the finished slices and empty the cache here, outside the except block: in
             # it the traceback still holds the failed pass's activations, so less would be freed.

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.media import make_clip, read_packets, read_planes
-from vidcolor.errors import OutputError, UsageError
+from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.farm.chunks import (ChunkLayout, check_manifest, chunk_name, format_range, parse_chunk_name,
                                   plan_chunks, remove_chunks)
 from vidcolor.farm.cli import farm_command, merge_command
@@ -198,9 +198,22 @@ def test_manifest_refuses_chunks_of_other_settings(tmp_path):
     settings_ = {"source": "film.mkv", "codec": "ffv1", "smooth": 0.5, "references": ["a.png@3"]}
     check_manifest(layout, settings_)
     assert layout.manifest_path().is_file()
+    # No chunk finished yet (the first run stopped early): other settings take the folder over.
+    check_manifest(layout, {**settings_, "smooth": 0.7})
+    check_manifest(layout, settings_)
+    (layout.folder / "other.000000-000009.mkv").write_bytes(b"another source's chunk")
+    (layout.folder / "film.000000-000009.mp4").write_bytes(b"another container's chunk")
+    (layout.folder / ".film.000000-000009.partial-1a2b3c4d.mkv").write_bytes(b"unfinished")
+    assert not layout.has_chunks()
+    check_manifest(layout, {**settings_, "smooth": 0.8})
+    check_manifest(layout, settings_)
+    (layout.folder / "film.000000-000009.mkv").write_bytes(b"a finished chunk")
+    assert layout.has_chunks()
     check_manifest(layout, dict(settings_))  # same settings: the chunks are reusable
     with pytest.raises(UsageError, match=r"other settings \(smooth: 0.5 then, 0.8 now\).*--chunk-dir"):
         check_manifest(layout, {**settings_, "smooth": 0.8})
+    with pytest.raises(UsageError, match=r"other settings .*or write to another output$"):
+        check_manifest(layout, {**settings_, "smooth": 0.8}, elsewhere="write to another output")
     layout.manifest_path().write_text("not json")
     with pytest.raises(UsageError, match="not a vidcolor farm manifest"):
         check_manifest(layout, settings_)
@@ -330,11 +343,23 @@ def test_farm_refuses_bad_jobs_before_starting_ray(tmp_path, film, model_path):
     with pytest.raises(UsageError, match="chunks in .* were rendered with other settings"):
         chunk_dir = tmp_path / "c"
         check_manifest(ChunkLayout(chunk_dir, "film", ".mkv"), {"codec": "x264"})
+        (chunk_dir / "film.000000-000009.mkv").write_bytes(b"a chunk rendered with x264")
         run_farm(film.path, tmp_path / "new.mkv", **kwargs, force=True, chunk_dir=chunk_dir)
     deep = make_clip(tmp_path / "deep.mkv", width=64, height=48, frames=4, pix_fmt="yuv420p10le", lossless=True,
                      content="grey")
     with pytest.raises(UsageError, match="8-bit"):  # refused here, not by every worker
         run_farm(deep.path, tmp_path / "deep_out.mp4", **{**kwargs, "codec": "nvenc-h264"}, force=True)
+    # What colorize refuses is refused here too, before Ray starts and before any chunk folder.
+    fresh = tmp_path / "fresh.mkv"
+    for bad, error, message in (({"style": "vangogh"}, UsageError, "unknown style 'vangogh'; this model has: natural"),
+                                ({"render_size": 33}, UsageError, "--render-size must be a multiple of 16"),
+                                ({"batch_size": "many"}, UsageError, "--batch-size must be a positive integer"),
+                                ({"references": ("missing.png@2",)}, InputError, "reference .*missing.png: not found"),
+                                ({"references": (f"{tmp_path}/r.png@{FRAMES}",)}, UsageError, "the video has only"),
+                                ({"style": "natural", "references": ("r.png",)}, UsageError, "cannot be combined")):
+        with pytest.raises(error, match=message):
+            run_farm(film.path, fresh, **{**kwargs, **bad}, force=True)
+        assert not fresh.exists() and not (tmp_path / "fresh.chunks").exists()
 
 
 # ----- Ray ----------------------------------------------------------------------------------

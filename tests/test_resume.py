@@ -165,3 +165,34 @@ def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):
         colorize(cfg(clip.path, out, render_size=64), tiny_generator())
     with pytest.raises(UsageError, match="--frames"):
         colorize(cfg(clip.path, out, frames="0-5"), tiny_generator())
+
+
+def test_a_bad_option_leaves_no_segment_folder_and_blocks_nothing(tmp_path, monkeypatch):
+    """A typo is refused before the segment folder exists (it used to be refused inside the
+    first segment, leaving a folder whose manifest then refused the corrected command), and a
+    first run stopped before any segment was finished does not hold its settings either."""
+    from vidcolor.errors import InputError
+
+    clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
+    out = tmp_path / "out.mkv"
+    layout = segment_layout(cfg(clip.path, out))
+    for bad, error, message in (({"style": "vangogh"}, UsageError, "unknown style 'vangogh'"),
+                                ({"render_size": 33}, UsageError, "--render-size"),
+                                ({"batch_size": "0"}, UsageError, "--batch-size"),
+                                ({"references": ("missing.png",)}, InputError, "reference missing.png")):
+        with pytest.raises(error, match=message):
+            colorize(cfg(clip.path, out, **bad), tiny_generator())
+        assert not layout.folder.exists() and not out.exists()
+
+    interrupt_segment(monkeypatch, 1)  # Ctrl-C during the first segment
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, out, smooth=0.5), tiny_generator())
+    assert layout.folder.is_dir() and not layout.has_chunks()
+    colorize(cfg(clip.path, out), tiny_generator())  # other settings: nothing finished to mix with
+    assert out.is_file() and not layout.folder.exists()
+
+    interrupt_segment(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, tmp_path / "two.mkv", smooth=0.5), tiny_generator())
+    with pytest.raises(UsageError, match=r"smooth: 0.5 then, 0.8 now\); delete that folder to start over, or write to another output$"):
+        colorize(cfg(clip.path, tmp_path / "two.mkv"), tiny_generator())

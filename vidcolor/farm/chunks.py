@@ -173,19 +173,33 @@ class ChunkLayout:
                 found.append(entry)
         return sorted(found)
 
+    def has_chunks(self) -> bool:
+        """Whether the folder holds a finished chunk of this source (any frame range)."""
+        if not self.folder.is_dir():
+            return False
+        for entry in self.folder.iterdir():
+            parsed = parse_chunk_name(entry.name)
+            if parsed is not None and parsed[0] == self.name and parsed[2] == self.ext:
+                return True
+        return False
+
     def manifest_path(self) -> Path:
         """The manifest file of the chunk folder."""
         return self.folder / MANIFEST_NAME
 
 
-def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any]) -> None:
-    """Refuse to reuse a chunk folder written for another source or with other settings;
-    otherwise (re)write the manifest, creating the folder if needed.
+def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: str = "pass another --chunk-dir") -> None:
+    """Refuse to reuse a chunk folder whose finished chunks were made from another source or
+    with other settings; otherwise (re)write the manifest, creating the folder if needed.
+
+    A folder with no finished chunk yet (the first run stopped or failed before one was done)
+    is simply taken over with the new settings: there is nothing in it to mix up.
 
     Args:
         layout: the chunk layout.
         settings: JSON-friendly values that decide the chunks' pixels (source identity,
             model identity, codec, crf, render size, smoothing, ...).
+        elsewhere: the other way out the refusal suggests, besides deleting the folder.
 
     Raises:
         UsageError: when the folder's manifest records different settings, naming the first.
@@ -193,20 +207,20 @@ def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any]) -> None:
     layout.folder.mkdir(parents=True, exist_ok=True)
     path = layout.manifest_path()
     wanted = json.loads(json.dumps(dict(settings)))  # the form it has after a round trip
-    if path.is_file():
+    if path.is_file() and layout.has_chunks():
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             saved = None
         if not isinstance(saved, dict) or saved.get("format") != MANIFEST_FORMAT:
-            raise UsageError(f"{path} is not a vidcolor farm manifest; use another --chunk-dir")
+            raise UsageError(f"{path} is not a vidcolor farm manifest; {elsewhere}")
         old = saved.get("settings", {})
         for key in sorted(set(old) | set(wanted)):
             if old.get(key) != wanted.get(key):
                 raise UsageError(
                     f"the chunks in {layout.folder} were rendered with other settings ({key}: "
                     f"{old.get(key)!r} then, {wanted.get(key)!r} now); delete that folder to start "
-                    "over, or pass another --chunk-dir")
+                    f"over, or {elsewhere}")
         return
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "settings": wanted}, indent=2) + "\n", encoding="utf-8")

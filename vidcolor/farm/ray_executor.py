@@ -45,7 +45,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from tqdm import tqdm
 
-from vidcolor.config import DEFAULT_RENDER_SIZE
+from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError, VidcolorError
 from vidcolor.farm.chunks import FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, format_range, plan_chunks, remove_chunks
 
@@ -389,33 +389,36 @@ def _task_model(model: Any) -> Any:
     return text
 
 
-def _check_job(source: str, output: str, codec: str, smooth: float, strength: float, chunk_frames: int,
-               workers: int | None, max_retries: int, force: bool, overwrite: bool):
-    """Refuse bad options and a bad input or output before starting Ray; returns the probe."""
-    from vidcolor.io.atomic import check_output_path
-    from vidcolor.io.encode import AUTO_CODEC, CODECS, check_hardware_codec, check_output_supported
-    from vidcolor.io.probe import media_kind, probe
+def _absolute_reference(text: str) -> str:
+    """``IMG[@FRAME]`` with IMG made absolute (the frame, when given, kept as it was)."""
+    from vidcolor.pipeline.reference import parse_reference
 
-    if codec not in CODECS:
-        raise UsageError(f"unknown --codec {codec!r} (valid: {AUTO_CODEC}, {', '.join(CODECS)})")
-    if not 0.0 <= smooth < 1.0:
-        raise UsageError(f"--smooth must be in [0, 1), got {smooth}")
-    if not 0.0 <= strength <= 1.0:
-        raise UsageError(f"--strength must be in [0, 1], got {strength}")
+    ref = parse_reference(text)
+    frame = f"@{ref.frame}" if text != ref.path else ""
+    return f"{Path(ref.path).expanduser().resolve()}{frame}"
+
+
+def _check_job(cfg: ColorizeConfig, model: Any, chunk_frames: int, workers: int | None, max_retries: int):
+    """Refuse bad options and a bad input, output, reference or style before starting Ray:
+    the same checks as ``colorize`` (``check_video_run``) plus the farm's own; returns the probe."""
+    from vidcolor.io.atomic import check_output_path
+    from vidcolor.io.encode import check_hardware_codec, check_output_supported
+    from vidcolor.io.probe import media_kind, probe
+    from vidcolor.pipeline.run import check_video_run
+
     if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
         raise UsageError(f"--chunk-frames must be a positive integer, got {chunk_frames!r}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise UsageError(f"--workers must be a positive integer, got {workers!r}")
     if max_retries < 0:
         raise UsageError(f"--max-retries must be 0 or more, got {max_retries}")
-    if media_kind(source) == "image":
-        raise UsageError(f"{source} is a still image; farm renders videos, use colorize for images")
-    info = probe(source, verdict=not force)
-    if info.verdict == "colour" and not force:
-        raise UsageError(f"{source} looks like a colour video; pass --force to recolour it from its luma")
-    check_output_path(output, overwrite, [source])
-    check_hardware_codec(codec, info.video)  # workers check they have NVENC; the source is checked here
-    check_output_supported(output, info, codec, copy_streams=True)
+    if media_kind(cfg.input) == "image":
+        raise UsageError(f"{cfg.input} is a still image; farm renders videos, use colorize for images")
+    info = probe(cfg.input, verdict=not cfg.force)
+    check_video_run(cfg, info, None if model is None or isinstance(model, (str, os.PathLike)) else model)
+    check_output_path(cfg.output, cfg.overwrite, [cfg.input])
+    check_hardware_codec(cfg.codec, info.video)  # workers check they have NVENC; the source is checked here
+    check_output_supported(cfg.output, info, cfg.codec, copy_streams=True)
     return info
 
 
@@ -470,7 +473,13 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
     # Every node must write the same encoder's stream or the chunks will not merge: "auto"
     # is x264 here (an explicit nvenc codec makes each node check it has NVENC).
     codec = "x264" if codec == "auto" else codec
-    info = _check_job(source, out, codec, smooth, strength, chunk_frames, workers, max_retries, force, overwrite)
+    # Workers may run elsewhere: give them the references by absolute path, like the source.
+    references = tuple(_absolute_reference(text) for text in references)
+    whole_film = ColorizeConfig(input=source, output=out, model=str(model) if isinstance(model, (str, os.PathLike)) else "default",
+                                style=style, strength=strength, references=references, render_size=render_size,
+                                smooth=smooth, codec=codec, crf=crf, device=device, batch_size=str(batch_size),
+                                compile=compile_model, overwrite=overwrite, force=force, deinterlace=deinterlace)
+    info = _check_job(whole_film, model, chunk_frames, workers, max_retries)
     identity = _model_identity(model)
 
     # 2. Plan the chunks; finished ones (present under their final name) are skipped.

@@ -121,6 +121,24 @@ def read_model_card(name_or_path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
+def model_style_names(model: Generator | str | os.PathLike) -> tuple[str, ...]:
+    """The styles a model carries, read from its JSON (no weights loaded) or from a loaded model.
+
+    Args:
+        model: a ``Generator``, or a name or path (see ``resolve_model_path``).
+
+    Returns:
+        The style names; index 0 is natural colour.
+    """
+    if isinstance(model, Generator):
+        return model.style_names
+    config = read_model_card(model).get("config", {})
+    names = config.get("style_names", GeneratorConfig.style_names) if isinstance(config, dict) else None
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) for n in names):
+        raise ModelError(f"{resolve_model_path(model)[1]}: bad style_names {names!r}; the model description is corrupt")
+    return tuple(names)
+
+
 def load_generator(name_or_path: str | os.PathLike = DEFAULT_NAME, device: str | torch.device = "cpu") -> tuple[Generator, dict[str, Any]]:
     """Rebuild a generator from its JSON and load its weights, checking they match.
 

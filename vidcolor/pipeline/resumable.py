@@ -73,11 +73,11 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
         raise UsageError(f"segment length must be at least 1 frame, got {cfg.segment_frames}")
     t0 = time.time()
     info = probe(cfg.input, verdict=True)
-    run.check_video_input(cfg, info)
+    run.check_video_run(cfg, info, model)  # a bad option must not leave a segment folder behind
     check_output_path(cfg.output, cfg.overwrite, [cfg.input])
     plan = plan_chunks(info.video.frame_count, cfg.segment_frames)
     layout = segment_layout(cfg)
-    check_manifest(layout, _settings(cfg, info.video.frame_count, model))
+    check_manifest(layout, _settings(cfg, info.video.frame_count, model), elsewhere="write to another output")
     for stale in layout.partial_files(plan):
         stale.unlink(missing_ok=True)  # left by a run that stopped mid-segment
     todo = layout.unfinished(plan)

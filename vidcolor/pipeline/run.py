@@ -40,7 +40,7 @@ from vidcolor.io.encode import AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat
 from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
-from vidcolor.models.weights import load_generator
+from vidcolor.models.weights import load_generator, model_style_names
 from vidcolor.pipeline.batch import LumaResizer, luma_to_unit, make_batch, render_shape, upsample_chroma_codes
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
 from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
@@ -314,6 +314,33 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo) -> VideoPlan:
     )
 
 
+def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | None = None) -> tuple[VideoPlan, list]:
+    """Everything a video run refuses, checked before any work or file is made.
+
+    ``colorize`` itself, ``--resume`` (before its segment folder exists) and ``farm`` (before
+    Ray starts) all call this, so a typo fails in one line at once instead of inside the
+    first segment or in every farm task.
+
+    Args:
+        cfg: the run's options.
+        info: the probed input (with its verdict).
+        model: a loaded generator; None reads ``cfg.model``'s description (not its weights).
+
+    Returns:
+        (the ``VideoPlan``, the references read at render size: ``(Reference, luma, chroma)``).
+
+    Raises:
+        UsageError: bad options, frame range, render size, batch size, reference frame or
+            style name. InputError: an unusable input or reference image. ModelError: a
+            missing or corrupt model description.
+    """
+    _check_options(cfg)
+    plan = plan_video(cfg, info)
+    references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
+    style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
+    return plan, references
+
+
 def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list) -> ReferenceHints:
     """Pre-pass for references: read the luma of every frame they can reach and propagate.
 
@@ -422,14 +449,13 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
         A ``RunReport``.
     """
     t0 = time.time()
-    _check_options(cfg)
+    _check_options(cfg)  # before probing: bad options fail even without a readable input
     info = info or probe(cfg.input, verdict=True)
     device = pick_device(cfg.device)
-    plan = plan_video(cfg, info)
+    plan, references = check_video_run(cfg, info, model)
     codec = resolve_codec(cfg.codec, info.video, device.type == "cuda", portable=plan.chunk)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])
     check_output_supported(cfg.output, info, codec, copy_streams=not plan.chunk)
-    references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     if model is None:
         model, _ = load_generator(cfg.model, device)
     weights = style_code(model.style_names, cfg.style, cfg.strength)

@@ -1,6 +1,6 @@
 """End-to-end colorize runs on synthetic clips: the film comes out intact.
 
-Checks the invariants of DESIGN.md ("Faithful output"): frame count, every pts and the time
+Checks the "faithful output" invariants (README, "What it does"): frame count, every pts and the time
 base; the Y plane bit for bit (FFV1); audio packets byte for byte; colour metadata; nothing
 left under the final name when a run fails or is killed; smoothing lowers flicker.
 """

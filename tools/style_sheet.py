@@ -4,7 +4,8 @@
         ../shared/data/video/bw/moviepy_chaplin.mp4@200 ../shared/data/video/color/sam2_01_dog.mp4@40 \
         --out docs/styles_sheet.jpg
 
-Each row is one style (natural colour first, labelled), each column one frame. Every row comes
+The first row is the input, the second natural colour, then one row per style (labelled); each
+column is one frame. Every row comes
 from a real `colorize --style NAME` run over the frames up to the last one asked for (FFV1, so
 the thumbnails show the pipeline's output and not a codec's), with temporal smoothing as a user
 gets it; colour inputs are recoloured from their luma (``--force``).

@@ -142,7 +142,7 @@ def render_options(fn: Callable) -> Callable:
         click.option("--codec", default="auto", show_default=True,
                      type=click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"]),
                      help="auto: NVENC H.264 when the model runs on an NVIDIA GPU and its encoder opens, else x264 "
-                          "(always x264 for --frames chunks and farm jobs, so chunks merge)."),
+                          "(always x264 for --frames chunks, --resume segments and farm jobs, so chunks merge)."),
         click.option("--crf", default=None, type=int, help="Quality for x264/x265 (default 16/18), NVENC's cq (18/20)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--batch-size", default="auto", show_default=True, help="Frames per model call, or 'auto' (8 on the CPU; sized by GPU memory on CUDA)."),

@@ -1,8 +1,8 @@
 """Colour conversions as differentiable torch ops.
 
 The model works in one fixed space: BT.601 full-range YCbCr with luma in [0, 1] and chroma
-in [-0.5, 0.5] (the JPEG convention of its training photos). Streams come in BT.601 or
-BT.709, limited or full range, 8 to 16 bits; these helpers convert at the edges so every
+in [-0.5, 0.5] (the JPEG convention of its training photos). Streams come in BT.601, BT.709
+or BT.2020, limited or full range, 8 to 16 bits; these helpers convert at the edges so every
 source gets the same colours.
 
 Tensors are channel-first: ``[..., C, H, W]``.

@@ -1,7 +1,7 @@
 """One config object per job, as frozen dataclasses.
 
 ``load(path, overrides)`` reads TOML (data, never code), applies dotted overrides such as
-``{"train.steps_colorize": 10}``, and rejects unknown keys and wrong types with a
+``{"steps_colorize": 10, "loss.lambda_l1": 0.5}``, and rejects unknown keys and wrong types with a
 ``ConfigError`` naming the key, so a typo never silently falls back to a default.
 """
 

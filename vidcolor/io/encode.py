@@ -261,7 +261,8 @@ def encoder_options(codec: str, crf: int | None, fmt: OutputFormat) -> dict[str,
 
     Args:
         codec: our codec name.
-        crf: quality for x264/x265 (None: 16 for x264, 18 for x265).
+        crf: quality for x264/x265 (None: 16 for x264, 18 for x265), NVENC's cq (None: 18 for
+            H.264, 20 for HEVC).
         fmt: the output layout (ProRes picks its profile from it).
 
     Returns:

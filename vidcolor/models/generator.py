@@ -3,9 +3,11 @@
 Why it is shaped this way: a plain full-resolution U-Net is far too slow on a CPU. This one
 pixel-unshuffles its input by ``stem_factor`` at once (no arithmetic, no information lost),
 runs the U-Net at 1/stem_factor of the render size, and predicts per-pixel *affine
-coefficients* there. The coefficients are upsampled and applied to the full-resolution luma
-(``out = a * luma + b``, a learned guided filter), so colour edges follow the luma's edges
-although the network never works at full resolution.
+coefficients* there. The coefficients are upsampled and applied to the luma the network was
+given (``a * (luma - 0.5) + b``, squashed by tanh for chroma or by a sigmoid for RGB: a learned
+guided filter), so colour edges follow the luma's edges although the network works at a
+quarter of that size; ``apply_coefficients`` also works on a larger luma (stills use it at
+full resolution).
 
 Inputs: luma (1), hint chroma (2), hint mask (1); a noise vector z added at the bottleneck
 (zero unless asked: the seed paper's noise input); a style code (an embedding mixed by

@@ -30,12 +30,12 @@ class Pending:
     """A batch whose chroma is on its way back to the host."""
 
     batch: Batch
-    chroma: torch.Tensor  # [N, 2, h, w] float32 on the host (filled when ``event`` fires)
+    chroma: torch.Tensor  # [N, C, h, w] float32 on the host: 2 chroma channels, or 4/6 coefficient maps with maps=True
     event: Any = None  # torch.cuda.Event on CUDA, None on the CPU
     luma: torch.Tensor | None = None  # render-size luma made on the device, copied back with the chroma
 
     def result(self) -> tuple[Batch, np.ndarray]:
-        """Wait for the copy and return (batch, chroma as a ``(N, 2, h, w)`` array); a batch
+        """Wait for the copy and return (batch, chroma as a ``(N, C, h, w)`` array); a batch
         sent as full-size codes has its render-size ``luma`` filled in."""
         if self.event is not None:
             self.event.synchronize()

@@ -587,7 +587,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     """Colorize a still image; the output keeps the input's size and luma.
 
     Args:
-        cfg: options (input, output, model, render size, device, overwrite, force).
+        cfg: options (input, output, model, style, strength, render size, device, overwrite, force).
         model: a generator to use instead of loading ``cfg.model``.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Flow-guided recursive chroma smoothing (DESIGN.md, "Temporal smoothing").
+"""Flow-guided recursive chroma smoothing (README, "No flicker").
 
 ``c'_t = (1 - a·m)·c_t + a·m·warp(c'_{t-1})``: each frame's predicted chroma is blended with
 the previous smoothed chroma carried along the optical flow, where the flow is reliable

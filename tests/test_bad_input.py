@@ -440,6 +440,44 @@ def test_output_that_is_a_directory_is_refused(tmp_path, clip, model_path):
     assert str(folder) in line and list(folder.iterdir()) == []
 
 
+def test_previews_sheets_and_reports_never_clobber_a_file(tmp_path, clip, model_path):
+    """Side outputs (``--preview``, ``styles --sheet``, ``eval --json``) are checked like the
+    output itself, before any work: never over an input, a reference or the output, not over
+    an existing file without --overwrite, only as a type that can be written."""
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((24, 32), 90, np.uint8))
+    photo_bytes, clip_bytes = photo.read_bytes(), clip.read_bytes()
+    out = tmp_path / "out.mkv"
+    for preview, extra, code, needle in (
+            (photo, (), 4, "exists; pass --overwrite"),
+            (photo, ("--reference", f"{photo}@0", "--overwrite"), 4, "same file as the input"),
+            (out, ("--overwrite",), 2, "cannot write an image as .mkv"),
+            (tmp_path / "sheet.mp4", (), 2, "cannot write an image as .mp4; use .png, .jpg or .tif"),
+            (tmp_path / "missing" / "p.png", (), 4, "does not exist")):
+        error_line(invoke(colorize_args(clip, out, model_path, "--preview", preview, *extra)), code, str(preview), needle)
+        assert_nothing_written(out)
+    error_line(invoke(["styles", "--model", model_path, "--sheet", photo, "--image", photo]), 4, "same file as the input")
+    error_line(invoke(["styles", "--model", model_path, "--sheet", clip, "--image", photo]), 2, "--sheet")
+    error_line(invoke(["eval", "--model", model_path, clip, "--max-frames", "2", "--json", clip]), 2,
+               "--json", "ending in .json")
+    json_clip = tmp_path / "clip.json"
+    json_clip.write_bytes(clip_bytes)
+    error_line(invoke(["eval", "--model", model_path, json_clip, "--json", json_clip]), 4, "same file as the input")
+    assert photo.read_bytes() == photo_bytes and clip.read_bytes() == clip_bytes
+
+
+def test_still_images_refuse_video_only_options(tmp_path, model_path):
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((24, 32), 90, np.uint8))
+    out = tmp_path / "photo_colour.png"
+    for extra, needle in ((("--frames", "0-3"), "--frames is for videos"),
+                          (("--reference", f"{photo}@0"), "--reference is for videos"),
+                          (("--preview", tmp_path / "p.png"), "--preview is for videos")):
+        error_line(invoke(colorize_args(photo, out, model_path, *extra)), 2, needle, "is a still image")
+    error_line(invoke(colorize_args(photo, tmp_path / "photo.mp4", model_path)), 2, "cannot write an image as .mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
 def test_read_only_output_folder(tmp_path, clip, model_path, monkeypatch):
     folder = tmp_path / "read only"
     folder.mkdir()

@@ -140,18 +140,22 @@ def probe(input_path) -> None:
 @click.option("--sheet", default=None, type=click.Path(), help="Write a thumbnail sheet PNG: --image in every style.")
 @click.option("--image", default=None, type=click.Path(), help="Image or video (first frame) for --sheet.")
 @click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")
 @handle_errors
-def styles(model, sheet, image, render_size) -> None:
+def styles(model, sheet, image, render_size, overwrite) -> None:
     """List the painting styles a model carries (use one with colorize --style NAME)."""
+    from vidcolor.io.atomic import check_image_output
     from vidcolor.models.weights import load_generator
     from vidcolor.pipeline.style import style_sheet
 
+    if sheet:
+        if not image:
+            raise UsageError("--sheet needs --image (a still or a video whose first frame is used)")
+        check_image_output(sheet, overwrite, [image], what="--sheet")
     generator, _ = load_generator(model)
     for index, name in enumerate(generator.style_names):
         click.echo(f"{index}  {name}" + ("  (natural colour)" if index == 0 else ""))
     if sheet:
-        if not image:
-            raise UsageError("--sheet needs --image (a still or a video whose first frame is used)")
         style_sheet(generator, image, sheet, render_size)
         click.echo(f"wrote {sheet}")
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from vidcolor.errors import OutputError, VidcolorError
+from vidcolor.errors import OutputError, UsageError, VidcolorError
 
 # OS errors that mean "the output cannot be written there", with what the user can do.
 WRITE_FAILURE_ADVICE = {
@@ -59,13 +59,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
-                      input_paths: Sequence[str | os.PathLike] = ()) -> Path:
+                      input_paths: Sequence[str | os.PathLike] = (), what: str = "output") -> Path:
     """Refuse an output path that would clobber an input, an existing file, or cannot be written.
 
     Args:
         final_path: where the output should end up.
         overwrite: allow replacing an existing file (never an input).
         input_paths: files the job reads.
+        what: how the message names the path (``"output"``, ``"--preview"``, ...).
 
     Returns:
         ``final_path`` as a Path.
@@ -76,17 +77,45 @@ def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
     final = Path(final_path)
     for source in input_paths:
         if _same_file(final, Path(source)):
-            raise OutputError(f"output {final} is the same file as the input {source}; choose another output name")
+            raise OutputError(f"{what} {final} is the same file as the input {source}; choose another output name")
     if final.is_dir():
-        raise OutputError(f"output {final} is a directory; give a file name such as {final / 'out.mp4'}")
+        raise OutputError(f"{what} {final} is a directory; give a file name such as {final / 'out.mp4'}")
     if final.exists() and not overwrite:
-        raise OutputError(f"output {final} exists; pass --overwrite to replace it")
+        raise OutputError(f"{what} {final} exists; pass --overwrite to replace it")
     folder = final.parent if str(final.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"cannot write {final}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {final}: the folder {folder} is not writable")
     return final
+
+
+# What stills, previews and contact sheets can be written as (OpenCV's image writers).
+IMAGE_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def check_image_output(final_path: str | os.PathLike, overwrite: bool = False,
+                       input_paths: Sequence[str | os.PathLike] = (), what: str = "output") -> Path:
+    """``check_output_path`` for an image, refusing first a type OpenCV cannot write.
+
+    Args:
+        final_path: the image to write.
+        overwrite: allow replacing an existing file (never an input).
+        input_paths: files the job reads (and other files it writes).
+        what: how the message names the path (``"output"``, ``"--preview"``, ...).
+
+    Returns:
+        ``final_path`` as a Path.
+
+    Raises:
+        UsageError: an extension that is not an image type we write.
+        OutputError: as ``check_output_path``.
+    """
+    suffix = Path(final_path).suffix.lower()
+    if suffix not in IMAGE_OUTPUT_EXTENSIONS:
+        raise UsageError(f"{what} {final_path}: cannot write an image as {suffix or 'a file without extension'}; "
+                         "use .png, .jpg or .tif")
+    return check_output_path(final_path, overwrite, input_paths, what)
 
 
 def temporary_name(final: Path) -> Path:

@@ -6,10 +6,13 @@ Imports stay light (click only); torch and the metrics load when the command run
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from vidcolor.cli_common import handle_errors
 from vidcolor.config import DEFAULT_RENDER_SIZE
+from vidcolor.errors import UsageError
 
 
 @click.command("eval")
@@ -38,8 +41,10 @@ def eval_command(data, model, json_path, render_size, smooth, device, max_frames
     from vidcolor.io.atomic import check_output_path
     from vidcolor.metrics.evaluate import evaluate, format_table, write_json
 
-    if json_path:
-        check_output_path(json_path, overwrite=True)  # fail before a long run, not after
+    if json_path:  # fail before a long run, not after; never over a clip or photo being scored
+        if Path(json_path).suffix.lower() != ".json":
+            raise UsageError(f"--json {json_path}: give a file name ending in .json")
+        check_output_path(json_path, overwrite=True, input_paths=list(data), what="--json")
     report = evaluate(model, list(data), render_size=render_size, smooth=smooth, device=device,
                       max_frames=max_frames, max_images=max_images, references=list(reference_frames),
                       progress=not quiet, style=style, strength=strength,

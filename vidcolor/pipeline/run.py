@@ -34,7 +34,7 @@ from vidcolor.color import (
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
-from vidcolor.io.atomic import atomic_output, check_output_path
+from vidcolor.io.atomic import atomic_output, check_image_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, iter_frames, read_image
 from vidcolor.io.encode import AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported, resolve_codec, shift_bits
 from vidcolor.io.probe import MediaInfo, media_kind, probe
@@ -338,6 +338,9 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     plan = plan_video(cfg, info)
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
+    if cfg.preview:  # written after the whole run: a bad path must not wait until then
+        check_image_output(cfg.preview, cfg.overwrite, [cfg.input, cfg.output, *(r.path for r in plan.references)],
+                           what="--preview")
     return plan, references
 
 
@@ -595,11 +598,14 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     """
     t0 = time.time()
     _check_options(cfg)
+    for name, given in (("--frames", cfg.frames), ("--reference", cfg.references), ("--preview", cfg.preview)):
+        if given:  # silently ignoring them would leave the user believing they took effect
+            raise UsageError(f"{name} is for videos; {cfg.input} is a still image")
+    check_image_output(cfg.output, cfg.overwrite, [cfg.input])
     rgb = read_image(cfg.input)
     ycc = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1))
     if float(ycc[1:].abs().mean()) > 0.02 and not cfg.force:
         raise UsageError(f"{cfg.input} looks like a colour image; pass --force to recolour it from its luma")
-    check_output_path(cfg.output, cfg.overwrite, [cfg.input])
     device = pick_device(cfg.device)
     if model is None:
         model, _ = load_generator(cfg.model, device)
@@ -609,7 +615,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
         ok, data = cv2.imencode(suffix, (out[..., ::-1] * 255 + 0.5).astype(np.uint8))
         if not ok:
-            raise UsageError(f"{cfg.output}: cannot write images of type {suffix!r} (use .png, .jpg or .tif)")
+            raise OutputError(f"{cfg.output}: OpenCV could not encode the image as {suffix!r}")
         data.tofile(str(tmp))
     return RunReport(cfg.output, 1, time.time() - t0)
 

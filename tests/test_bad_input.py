@@ -385,6 +385,18 @@ def test_path_with_spaces_and_non_ascii_characters(tmp_path, model_path):
     assert len(read_planes(out)) == 4
 
 
+def test_names_with_a_colon_are_files_not_urls(tmp_path, model_path, monkeypatch):
+    """FFmpeg takes "2024-01-01T10:00.mp4" for a URL of protocol "2024-01-01T10"; given
+    relative to the working folder, such names still read and write as files."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "2024-01-01T10:00.mp4", frames=4, content="grey", audio="aac")
+    for out, extra in (("reel:colour.mp4", ()), ("take:2.mkv", ("--resume", "--segment-frames", "2"))):
+        result = invoke(colorize_args("2024-01-01T10:00.mp4", out, model_path, *extra))
+        assert result.exit_code == 0, result.output
+        assert len(read_planes(tmp_path / out)) == 4
+    assert "reel:colour.mp4" in invoke(["probe", "reel:colour.mp4"]).stdout
+
+
 def _write_8k(path: Path, frames: int = 1) -> None:
     """A 7680x4320 grey clip stored raw, so making and reading it costs no codec time."""
     width, height = 7680, 4320

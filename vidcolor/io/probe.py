@@ -137,6 +137,25 @@ def check_readable_file(path: str | os.PathLike) -> Path:
     return p
 
 
+# FFmpeg reads "NAME:rest" as a URL of protocol NAME when NAME has only these characters, so a
+# file called "2024-01-01T10:00.mp4" would be refused as an unknown protocol.
+_LOOKS_LIKE_URL = re.compile(r"^[A-Za-z0-9+.-]+:")
+
+
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """A local file's name as FFmpeg must be given it: with ``file:`` in front where the name
+    would otherwise read as a URL (a colon after letters, digits, ``+``, ``-`` or ``.``).
+
+    Args:
+        path: a local file path.
+
+    Returns:
+        The string to hand to ``av.open``.
+    """
+    text = str(path)
+    return f"file:{text}" if _LOOKS_LIKE_URL.match(text) else text
+
+
 def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     """Open a media file for reading, turning FFmpeg errors into one-line InputErrors.
 
@@ -151,7 +170,7 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
     """
     p = check_readable_file(path)
     try:
-        return av.open(str(p), mode="r")
+        return av.open(ffmpeg_path(p), mode="r")
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         damage = _mp4_damage(p)
         if damage is not None:

@@ -20,7 +20,7 @@ import av
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
 from vidcolor.io.decode import iter_frames
-from vidcolor.io.probe import open_input, pick_video_stream, probe, scan_timestamps
+from vidcolor.io.probe import ffmpeg_path, open_input, pick_video_stream, probe, scan_timestamps
 
 log = logging.getLogger("vidcolor")
 
@@ -92,7 +92,7 @@ def open_output(path: str | os.PathLike, time_base: Fraction, format_name: str |
         OutputError: when the file cannot be created.
     """
     format_name = format_name or container_format(path)
-    target = file if file is not None else str(path)
+    target = file if file is not None else ffmpeg_path(path)
     try:
         return av.open(target, mode="w", format=format_name,
                        container_options=muxer_options(format_name, time_base))

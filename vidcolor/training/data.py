@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcolor.errors import TrainingError
 from vidcolor.flow import checked_flow
-from vidcolor.io.probe import find_media
+from vidcolor.io.probe import ffmpeg_path, find_media
 
 AFFINE_MARGIN = 16  # pixels around a photo crop, so frame t+1 has content at its borders
 
@@ -67,7 +67,7 @@ def load_clip(path: Path, short_side: int, max_frames: int) -> np.ndarray | None
     """
     frames = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_path(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):

@@ -854,6 +854,36 @@ def test_frame_size_changing_mid_stream_is_one_clear_line(tmp_path, model_path):
     assert_nothing_written(out)
 
 
+@pytest.mark.parametrize("extra, needle", [
+    (("--render-size", "100000"), "--render-size must be a multiple of 16 from 32 to 2048, got 100000"),
+    (("--render-size", "1536"), "makes a 24576x1536 picture for this 256x16 video"),
+    (("--crf", "-5"), "--crf must be 0 (best) to 51, got -5"),
+    (("--crf", "100", "--codec", "x265"), "--crf must be 0 (best) to 51, got 100"),
+])
+def test_values_that_would_fail_deep_inside_are_refused_first(tmp_path, model_path, extra, needle):
+    """An absurd render size asked OpenCV for 53 GB (exit 1, "report it"); a CRF out of x264's
+    scale was clamped silently, or made x265 fail after the encoder had opened."""
+    src = make_clip(tmp_path / "strip.mkv", width=256, height=16, frames=2, content="grey").path
+    out = tmp_path / "out.mp4"
+    error_line(invoke(colorize_args(src, out, model_path, *extra)), 2, needle)
+    assert_nothing_written(out)
+
+
+def test_crf_with_a_codec_that_has_none_is_a_warning(tmp_path, model_path, caplog):
+    src = make_clip(tmp_path / "in.mkv", frames=2, content="grey").path
+    with caplog.at_level(logging.WARNING, logger="vidcolor"):
+        result = invoke(colorize_args(src, tmp_path / "out.mkv", model_path, "--codec", "ffv1", "--crf", "10"))
+    assert result.exit_code == 0, result.output
+    assert "--crf has no effect with --codec ffv1 (lossless)" in caplog.text
+
+
+def test_a_chunk_folder_that_is_a_file_is_one_line(tmp_path, model_path):
+    src = make_clip(tmp_path / "in.mkv", frames=2, content="grey").path
+    (tmp_path / ".out.segments").write_text("not a folder")
+    error_line(invoke(colorize_args(src, tmp_path / "out.mkv", model_path, "--resume")), 2,
+               ".out.segments is a file, not a folder for chunks; write to another output")
+
+
 # --- click's own errors (options and arguments) ---------------------------------------------
 
 

@@ -219,14 +219,34 @@ def test_colorize_config_round_trip(tmp_path):
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 FLOATS = st.floats(allow_nan=False)
+BIG = 2**63 - 1
+
+# What each key accepts, restated here from what training needs (not read from config.py).
+ZERO_OK_INTS = {"seed", "workers", "steps_colorize", "steps_style", "model.blocks", "model.z_dim"}
+SHARES = {"video_fraction", "hint_probability", "style_fraction"}
+BELOW_ONE = {"beta1", "beta2", "ema_decay"}
 
 
 def value_for(key: str):
+    """A strategy for values ``key`` accepts."""
     if key in BOOL_KEYS:
         return st.booleans()
+    if key == "crop":
+        return st.integers(2, 2**40).map(lambda n: 16 * n)
+    if key == "loss.vgg_size":
+        return st.one_of(st.just(0), st.integers(32, BIG))
+    if key == "max_photo_side":
+        return st.integers(32, BIG)
     if key in INT_KEYS:
-        return INT64
-    return st.one_of(FLOATS, INT64.map(float))
+        return st.integers(0 if key in ZERO_OK_INTS else 1, BIG)
+    if key in SHARES:
+        return st.floats(0, 1)
+    if key in BELOW_ONE:
+        return st.floats(0, 1, exclude_max=True)
+    if key in ("lr_g", "lr_d"):
+        return st.floats(min_value=0, exclude_min=True, allow_infinity=False)
+    assert key.startswith("loss.lambda_"), key
+    return st.floats(min_value=0, allow_infinity=False)
 
 
 OVERRIDES = st.lists(st.sampled_from(INT_KEYS + FLOAT_KEYS + BOOL_KEYS), min_size=1, max_size=6, unique=True).flatmap(
@@ -256,6 +276,32 @@ def test_property_dump_and_load_keep_values(overrides, tmp_path_factory):
     path = tmp_path_factory.mktemp("dump") / "c.toml"
     path.write_text(dump_toml(to_dict(cfg)), encoding="utf-8")
     assert load(path) == cfg
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.sampled_from(INT_KEYS + FLOAT_KEYS), value=st.one_of(INT64, st.floats()))
+def test_property_any_number_loads_or_is_refused_naming_its_key(key, value):
+    """A negative batch, a NaN learning rate, a share above 1... are refused when the config
+    loads, in one line naming the key, instead of failing (or training nonsense) later."""
+    value = float(value) if key in FLOAT_KEYS else value
+    if key in INT_KEYS and not isinstance(value, int):
+        return  # a float for an integer key is a type error, tested elsewhere
+    try:
+        cfg = load(TINY, {key: value})
+    except ConfigError as exc:
+        assert str(exc).startswith(f"config key '{key}' must be ") and "\n" not in str(exc)
+        return
+    got = get_dotted(cfg, key)
+    assert got == value and got == got  # loaded as given, and never NaN
+
+
+@pytest.mark.parametrize("key, value", [("batch_size", -3), ("crop", 7), ("workers", -1), ("lr_g", float("nan")),
+                                        ("seed", -1), ("max_photo_side", 0), ("ema_decay", 5.0),
+                                        ("video_fraction", 2.0), ("hint_probability", -1.0), ("loss.vgg_size", 8),
+                                        ("model.levels", 0), ("loss.adversarial", "wasserstein")])
+def test_values_training_cannot_use_are_refused(key, value):
+    with pytest.raises(ConfigError, match=f"config key '{key}' must be"):
+        load(TINY, {key: value})
 
 
 NAME = st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=20)

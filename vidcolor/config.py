@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,6 +95,43 @@ class TrainConfig:
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+
+
+def _at_least(low: float) -> tuple[str, Callable[[Any], bool]]:
+    return f"at least {low}", lambda v: math.isfinite(v) and v >= low
+
+
+def _positive() -> tuple[str, Callable[[Any], bool]]:
+    return "a positive number", lambda v: math.isfinite(v) and v > 0
+
+
+def _share(upper_open: bool = False) -> tuple[str, Callable[[Any], bool]]:
+    if upper_open:
+        return "at least 0 and below 1", lambda v: math.isfinite(v) and 0 <= v < 1
+    return "between 0 and 1", lambda v: math.isfinite(v) and 0 <= v <= 1
+
+
+# Values a type check lets through but a run cannot use (a negative batch, a NaN learning
+# rate, a share above 1): refused when the config loads, naming the key, instead of failing
+# deep inside training or silently training something else.
+_LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
+    **{(GeneratorConfig, k): _at_least(1) for k in ("base_channels", "levels", "max_channels", "stem_factor", "style_dim")},
+    **{(GeneratorConfig, k): _at_least(0) for k in ("blocks", "z_dim")},
+    (GeneratorConfig, "style_names"): ("a list of at least one name", lambda v: len(v) >= 1),
+    **{(DiscriminatorConfig, k): _at_least(1) for k in ("base_channels", "levels", "max_channels")},
+    **{(LossConfig, k): _at_least(0) for k in ("lambda_adv", "lambda_l1", "lambda_perceptual", "lambda_style",
+                                               "lambda_identity", "lambda_flicker")},
+    (LossConfig, "adversarial"): ("hinge or nonsaturating", lambda v: v in ("hinge", "nonsaturating")),
+    (LossConfig, "vgg_size"): ("0 (the crop size) or at least 32", lambda v: v == 0 or v >= 32),
+    **{(TrainConfig, k): _at_least(0) for k in ("seed", "workers", "steps_colorize", "steps_style")},
+    **{(TrainConfig, k): _at_least(1) for k in ("batch_size", "log_every", "sample_every", "checkpoint_every",
+                                                "max_video_frames")},
+    (TrainConfig, "crop"): ("a multiple of 16, at least 32", lambda v: v >= 32 and v % 16 == 0),
+    (TrainConfig, "max_photo_side"): _at_least(32),
+    **{(TrainConfig, k): _positive() for k in ("lr_g", "lr_d")},
+    **{(TrainConfig, k): _share(upper_open=True) for k in ("beta1", "beta2", "ema_decay")},
+    **{(TrainConfig, k): _share() for k in ("video_fraction", "hint_probability", "style_fraction")},
+}
 
 
 # The short side the model sees by default. The shipped model was trained on 128-px crops and
@@ -201,6 +239,10 @@ def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
             f"unknown config key '{prefix}{unknown[0]}' (valid: {', '.join(sorted(names))})"
         )
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    for key, value in kwargs.items():
+        rule = _LIMITS.get((cls, key))
+        if rule is not None and not rule[1](value):
+            raise ConfigError(f"config key '{prefix}{key}' must be {rule[0]}, got {value!r}")
     try:
         return cls(**kwargs)
     except TypeError as exc:

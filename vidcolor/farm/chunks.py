@@ -204,6 +204,8 @@ def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: 
     Raises:
         UsageError: when the folder's manifest records different settings, naming the first.
     """
+    if layout.folder.exists() and not layout.folder.is_dir():
+        raise UsageError(f"{layout.folder} is a file, not a folder for chunks; {elsewhere}")
     layout.folder.mkdir(parents=True, exist_ok=True)
     path = layout.manifest_path()
     wanted = json.loads(json.dumps(dict(settings)))  # the form it has after a round trip

@@ -12,6 +12,10 @@ from vidcolor.color import chroma_code_scale, luma_code_range
 from vidcolor.errors import UsageError
 
 RENDER_MULTIPLE = 16
+# The model was trained on 128-px crops and colours best near 192 (MODEL_CARD.md); far larger
+# render sizes only cost memory (100000 would ask OpenCV for 53 GB), so they are refused.
+MAX_RENDER_SIZE = 2048
+MAX_RENDER_PIXELS = 4 * MAX_RENDER_SIZE**2  # also bounds a very wide or tall frame's long side
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
@@ -20,19 +24,24 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
     Args:
         height: frame height.
         width: frame width.
-        render_size: short side (a multiple of 16, at least 32).
+        render_size: short side (a multiple of 16, 32 to ``MAX_RENDER_SIZE``).
 
     Returns:
         (render height, render width).
     """
-    if render_size < 32 or render_size % RENDER_MULTIPLE:
-        raise UsageError(f"--render-size must be a multiple of {RENDER_MULTIPLE} and at least 32, got {render_size}")
+    if render_size < 32 or render_size > MAX_RENDER_SIZE or render_size % RENDER_MULTIPLE:
+        raise UsageError(f"--render-size must be a multiple of {RENDER_MULTIPLE} from 32 to {MAX_RENDER_SIZE}, "
+                         f"got {render_size}")
     scale = render_size / min(height, width)
 
     def snap(v: float) -> int:
         return max(RENDER_MULTIPLE, int(round(v / RENDER_MULTIPLE)) * RENDER_MULTIPLE)
 
-    return snap(height * scale), snap(width * scale)
+    shape = snap(height * scale), snap(width * scale)
+    if shape[0] * shape[1] > MAX_RENDER_PIXELS:
+        raise UsageError(f"--render-size {render_size} makes a {shape[1]}x{shape[0]} picture for this "
+                         f"{width}x{height} video, too large for the model; use a smaller --render-size")
+    return shape
 
 
 def luma_to_unit(y: np.ndarray, bit_depth: int, full_range: bool, shape: tuple[int, int]) -> np.ndarray:

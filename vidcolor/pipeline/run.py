@@ -239,6 +239,9 @@ class VideoPlan:
     references: list[Reference] = field(default_factory=list)
 
 
+MAX_CRF = 51  # x264's and x265's CRF scale and NVENC's cq all end at 51
+
+
 def _check_options(cfg: ColorizeConfig) -> None:
     if cfg.codec not in CODECS and cfg.codec != AUTO_CODEC:
         raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {AUTO_CODEC}, {', '.join(CODECS)})")
@@ -248,6 +251,12 @@ def _check_options(cfg: ColorizeConfig) -> None:
         raise UsageError(f"--strength must be in [0, 1], got {cfg.strength}")
     if cfg.style is not None and cfg.references:
         raise UsageError("--reference steers natural colour; it cannot be combined with --style")
+    if cfg.crf is not None:
+        if not 0 <= cfg.crf <= MAX_CRF:  # x264 would clamp 100 to 51 silently, x265 fail mid-run
+            raise UsageError(f"--crf must be 0 (best) to {MAX_CRF}, got {cfg.crf}")
+        if cfg.codec in ("ffv1", "prores"):
+            log.warning("--crf has no effect with --codec %s (%s)", cfg.codec,
+                        "lossless" if cfg.codec == "ffv1" else "its profile sets the quality")
 
 
 def _batch_size(cfg: ColorizeConfig) -> int | None:

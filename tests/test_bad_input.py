@@ -854,6 +854,17 @@ def test_frame_size_changing_mid_stream_is_one_clear_line(tmp_path, model_path):
     assert_nothing_written(out)
 
 
+def test_empty_output_name_and_non_file_outputs_are_refused(tmp_path, clip, model_path):
+    """``-o ""`` used to mean the default name; ``--overwrite`` used to replace a pipe (or, run
+    as root, a device such as /dev/null) with a regular file."""
+    error_line(invoke(["colorize", clip, "-o", "", "--model", model_path]), 2, "'--output'", "is empty")
+    error_line(invoke(["farm", clip, "-o", " "]), 2, "'--output'", "is empty")
+    fifo = tmp_path / "pipe.mkv"
+    os.mkfifo(fifo)
+    error_line(invoke(colorize_args(clip, fifo, model_path, "--overwrite")), 4, "is not a regular file")
+    assert fifo.exists() and not fifo.is_file()
+
+
 @pytest.mark.parametrize("extra, needle", [
     (("--render-size", "100000"), "--render-size must be a multiple of 16 from 32 to 2048, got 100000"),
     (("--render-size", "1536"), "makes a 24576x1536 picture for this 256x16 video"),

@@ -4,6 +4,7 @@ container checks and atomic output."""
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from vidcolor.io.atomic import atomic_output
 from vidcolor.io.encode import OutputWriter, check_output_supported, output_format, shift_bits
 from vidcolor.io.probe import probe, scan_timestamps
 
+ROOT = Path(__file__).resolve().parents[1]
 TAGS_709 = {"primaries": "bt709", "trc": "bt709", "colorspace": "bt709", "range": "tv"}
 TAGS_601_FULL = {"primaries": "smpte170m", "trc": "smpte170m", "colorspace": "smpte170m", "range": "pc"}
 
@@ -367,6 +369,36 @@ def test_atomic_output_renames_on_success(tmp_path):
         temp.write_bytes(b"data")
     assert final.read_bytes() == b"data"
     assert [p.name for p in tmp_path.iterdir()] == ["done.mp4"]
+
+
+def test_partial_files_of_killed_runs_are_removed_by_the_next_run(tmp_path):
+    """SIGKILL (the OOM killer, a power cut) skips every cleanup, leaving a hidden partial file
+    that could be gigabytes; the next run to the same output removes it, and only it."""
+    import signal
+    import subprocess
+    import sys
+
+    final = tmp_path / "film_colour.mp4"
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, signal, sys; from vidcolor.io.atomic import atomic_output\n"
+        f"with atomic_output({str(final)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half a film'); os.kill(os.getpid(), signal.SIGKILL)")], cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL
+    (left,) = [p for p in tmp_path.iterdir()]
+    assert left.name.startswith(".film_colour.partial-")
+    from vidcolor.io.atomic import temporary_name
+
+    live = temporary_name(final)  # this process's: alive
+    live.write_bytes(b"a run in progress")
+    elsewhere = tmp_path / ".film_colour.partial-1a2b3c4d.4242.00000000.mp4"  # another machine's
+    older = tmp_path / ".film_colour.partial-1a2b3c4d.mp4"  # named before process ids were recorded
+    other = tmp_path / ".other.partial-1a2b3c4d.1.00000000.mp4"
+    for path in (elsewhere, older, other):
+        path.write_bytes(b"not ours to remove")
+    with atomic_output(final) as temp:
+        temp.write_bytes(b"the film")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, elsewhere, older, other, final))
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])

@@ -136,7 +136,7 @@ def test_chunk_with_damage_only_in_its_warm_up_reports_no_loss(tmp_path, caplog)
     assert "could not be decoded" not in caplog.text
 
 
-def test_cli_says_how_many_frames_a_resumed_run_rendered(tmp_path, monkeypatch):
+def test_cli_says_how_many_frames_a_resumed_run_rendered(tmp_path, monkeypatch, caplog):
     """The summary line of a resumed run counts its speed over the frames it rendered, not
     over the film (a rerun that renders one segment of a long film is not thousands of fps)."""
     from click.testing import CliRunner
@@ -149,7 +149,12 @@ def test_cli_says_how_many_frames_a_resumed_run_rendered(tmp_path, monkeypatch):
     args = ["colorize", str(clip.path), "-o", str(tmp_path / "out.mkv"), "--model", str(tmp_path / "tiny.json"),
             "--render-size", "32", "--codec", "ffv1", "--force", "--resume", "--segment-frames", "10", "--quiet"]
     interrupt_segment(monkeypatch, 3)
-    assert CliRunner().invoke(main, args).exit_code == 130
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130
+    assert stopped.stderr.strip() == "vidcolor: error: interrupted; nothing half-written was kept"
+    assert (f"2 of 3 segments are finished in {tmp_path / '.out.segments'}; run the same command again to continue"
+            in caplog.text)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stdout and "25 frames (5 rendered now, the rest kept from before) in" in result.stdout

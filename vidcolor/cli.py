@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from vidcolor.cli_common import OneLineErrorGroup, default_output, handle_errors, render_options
+from vidcolor.cli_common import OneLineErrorGroup, default_output, handle_errors, non_empty_path, render_options
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import UsageError
 
@@ -56,7 +56,10 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
 def main(ctx: click.Context, debug: bool) -> None:
     """Colorize black-and-white video and apply painting styles, faithfully."""
     ctx.obj = {"debug": debug}
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Our own progress notes at INFO; other libraries only from WARNING (torch's compiler
+    # printed its cache statistics at exit, Ray its start-up chatter).
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("vidcolor").setLevel(logging.INFO)
 
 
 @main.command()
@@ -100,7 +103,8 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
 
 @main.command()
 @click.argument("input_path", metavar="IN", type=click.Path())
-@click.option("-o", "--output", "output", type=click.Path(), help="Output file (default: IN_colour.EXT).")
+@click.option("-o", "--output", "output", type=click.Path(), callback=non_empty_path,
+              help="Output file (default: IN_colour.EXT).")
 @click.option("--frames", default=None, metavar="S-E", help="Only frames S..E (inclusive, 0-based): a farm chunk.")
 @click.option("--preview", default=None, type=click.Path(), help="Write a contact sheet PNG (input beside output).")
 @click.option("--resume", is_flag=True, help="Render in segments kept across crashes; rerun the same command to continue.")

@@ -24,7 +24,7 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 # What an interrupted command says, whether the interruption came mid-run or while click parsed.
-_INTERRUPTED = "interrupted; no partial output was kept"
+_INTERRUPTED = "interrupted; nothing half-written was kept"
 
 
 def _fail(message: str, code: int) -> None:
@@ -74,6 +74,21 @@ class OneLineErrorGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def non_empty_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: refuse an empty path (``-o ""`` would otherwise mean the default name).
+
+    Args:
+        ctx, param: as click passes them.
+        value: the option's value (None when not given).
+
+    Returns:
+        ``value``.
+    """
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give a file name")
+    return value
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Run a command, turning library errors into one line and an exit code.
 
@@ -111,11 +126,11 @@ def handle_errors(fn: Callable) -> Callable:
                 _fail(f"cannot write {exc.filename or 'the output'}: {WRITE_FAILURE_ADVICE[exc.errno]}", 4)
             if debug:
                 raise
-            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun as 'vidcolor --debug COMMAND ...' for details, and report it)", 1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             if debug:
                 raise
-            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for details, and report it)", 1)
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun as 'vidcolor --debug COMMAND ...' for details, and report it)", 1)
         finally:
             signal.signal(signal.SIGTERM, previous)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import click
 
-from vidcolor.cli_common import default_output, handle_errors, render_options
+from vidcolor.cli_common import default_output, handle_errors, non_empty_path, render_options
 
 
 @click.command("merge")
 @click.argument("chunks", nargs=-1, required=True, metavar="CHUNK...", type=click.Path())
-@click.option("-o", "--output", "output", required=True, type=click.Path(), help="The merged file.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(), callback=non_empty_path,
+              help="The merged file.")
 @click.option("--audio-from", "audio_from", default=None, type=click.Path(), metavar="IN",
               help="The source: copy its audio/subtitle/data streams and check the chunks cover all its frames.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
@@ -33,7 +34,8 @@ def merge_command(chunks, output, audio_from, overwrite) -> None:
 
 @click.command("farm")
 @click.argument("input_path", metavar="IN", type=click.Path())
-@click.option("-o", "--output", "output", type=click.Path(), help="Output file (default: IN_colour.EXT).")
+@click.option("-o", "--output", "output", type=click.Path(), callback=non_empty_path,
+              help="Output file (default: IN_colour.EXT).")
 @click.option("--chunk-frames", default=1200, show_default=True, type=click.IntRange(min=1), help="Frames per chunk (task).")
 @click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
               help="Ray cluster to use (default: start a local Ray instance).")

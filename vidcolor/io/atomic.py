@@ -7,13 +7,18 @@ the input is never overwritten.
 from __future__ import annotations
 
 import errno
+import hashlib
+import logging
 import os
 import secrets
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from vidcolor.errors import OutputError, UsageError, VidcolorError
+
+log = logging.getLogger("vidcolor")
 
 # OS errors that mean "the output cannot be written there", with what the user can do.
 WRITE_FAILURE_ADVICE = {
@@ -80,6 +85,8 @@ def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
             raise OutputError(f"{what} {final} is the same file as the input {source}; choose another output name")
     if final.is_dir():
         raise OutputError(f"{what} {final} is a directory; give a file name such as {final / 'out.mp4'}")
+    if final.exists() and not final.is_file():  # --overwrite would replace a device or a pipe
+        raise OutputError(f"{what} {final} is not a regular file (a device, pipe or socket); give a file name")
     if final.exists() and not overwrite:
         raise OutputError(f"{what} {final} exists; pass --overwrite to replace it")
     folder = final.parent if str(final.parent) else Path(".")
@@ -125,9 +132,52 @@ def temporary_name(final: Path) -> Path:
         final: the final output path.
 
     Returns:
-        e.g. ``dir/.out.partial-1a2b3c4d.mp4`` for ``dir/out.mp4``.
+        e.g. ``dir/.out.partial-1a2b3c4d.4242.9f86d081.mp4`` for ``dir/out.mp4``: a random tag,
+        then the writing process's id and host (``stale_partials`` reads them back).
     """
-    return final.with_name(f".{final.stem}.partial-{secrets.token_hex(4)}{final.suffix}")
+    return final.with_name(f".{final.stem}.partial-{secrets.token_hex(4)}.{os.getpid()}.{_HOST}{final.suffix}")
+
+
+# This machine, as temporary names record it (a hash: host names may hold any character).
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but is not ours (EPERM): leave its file alone
+    return True
+
+
+def stale_partials(final: Path) -> list[Path]:
+    """Temporary files of ``final`` left by runs on this machine whose process is gone (killed
+    by SIGKILL, the OOM killer or a power cut, so their cleanup never ran).
+
+    Files of live runs, of other machines (a shared disk) and older unnamed ones are left alone.
+
+    Args:
+        final: the final output path.
+
+    Returns:
+        The stale temporary files.
+    """
+    prefix = f".{final.stem}.partial-"
+    try:
+        entries = list(final.parent.iterdir()) if str(final.parent) else list(Path(".").iterdir())
+    except OSError:
+        return []
+    stale = []
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(final.suffix)):
+            continue
+        fields = name[len(prefix):len(name) - len(final.suffix)].split(".")
+        if len(fields) == 3 and fields[1].isdigit() and fields[2] == _HOST and not _process_alive(int(fields[1])):
+            stale.append(entry)
+    return stale
 
 
 def _fsync(path: Path) -> None:
@@ -175,6 +225,9 @@ def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
             ``OutputWriteError`` naming the final output.
     """
     final = check_output_path(final_path, overwrite, input_paths)
+    for leftover in stale_partials(final):
+        log.info("removing %s, left by a run of %s that was killed", leftover.name, final.name)
+        _remove_quietly(leftover)
     temp = temporary_name(final)
     try:
         yield temp

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vidcolor.config import ColorizeConfig
-from vidcolor.errors import UsageError
+from vidcolor.errors import Interrupted, UsageError
 from vidcolor.farm.chunks import ChunkLayout, check_manifest, format_range, plan_chunks, remove_chunks
 from vidcolor.io.atomic import check_output_path
 from vidcolor.io.encode import AUTO_CODEC
@@ -94,6 +94,11 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
                               resume=False, overwrite=True, quiet=True)
             rendered += run.run_video(segment, model, info).frames  # one probe serves every segment
             bar.update(end - start + 1)
+    except (KeyboardInterrupt, Interrupted):
+        bar.close()
+        log.warning("%d of %d segments are finished in %s; run the same command again to continue",
+                    len(layout.finished(plan)), len(plan), layout.folder)
+        raise
     finally:
         bar.close()
     report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input, overwrite=cfg.overwrite)

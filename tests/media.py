@@ -249,11 +249,63 @@ def _subtitle_packets(container, path: Path, seconds: float) -> tuple[av.stream.
     return stream, packets
 
 
+CHAPTER_TITLES = ("Opening", "Ending")
+TIMECODE = "01:00:00:00"
+FONT_BYTES = b"\x00\x01\x00\x00 not really a font, only its bytes are compared"
+
+
+def _tag_streams(audio_stream, subtitle_stream) -> None:
+    """Language and title tags, and a forced subtitle, as a film with several languages has."""
+    if audio_stream is not None:
+        audio_stream.metadata.update({"language": "eng", "title": "English stereo"})
+    if subtitle_stream is not None:
+        subtitle_stream.metadata.update({"language": "fre", "title": "Forced French"})
+        subtitle_stream.disposition = av.stream.Disposition.forced
+
+
+def cover_png() -> bytes:
+    """A tiny PNG (an 8x8 red square), encoded with PyAV, for cover art and image attachments."""
+    ctx = av.codec.CodecContext.create("png", "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 8, 8, "rgb24", Fraction(1, 1)
+    frame = av.VideoFrame.from_ndarray(np.full((8, 8, 3), (255, 0, 0), dtype=np.uint8), format="rgb24")
+    return b"".join(bytes(p) for p in [*ctx.encode(frame), *ctx.encode(None)])
+
+
+def _add_extras(container, path: Path, seconds: float, chapters: bool, attachments: bool, second_video: bool) -> list:
+    """Chapters, attachments or cover art, and a second video stream; returns packets to mux."""
+    packets = []
+    if chapters:
+        half = max(int(seconds * 500), 1)
+        container.metadata["title"] = "Test film"
+        container.set_chapters([{"id": k + 1, "start": k * half, "end": (k + 1) * half, "time_base": Fraction(1, 1000),
+                                 "metadata": {"title": title}} for k, title in enumerate(CHAPTER_TITLES)])
+    if attachments and path.suffix.lower() in (".mkv", ".webm"):
+        container.add_attachment("font.ttf", "application/x-truetype-font", FONT_BYTES)
+        container.add_attachment("cover.png", "image/png", cover_png())  # read back as an attached picture
+    elif attachments:
+        cover = container.add_stream("png")
+        cover.width, cover.height, cover.pix_fmt = 8, 8, "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        cover.time_base = Fraction(1, 1000)
+        packet = av.Packet(cover_png())
+        packet.stream, packet.pts, packet.dts, packet.time_base = cover, 0, 0, cover.time_base
+        packets.append(packet)
+    if second_video:
+        extra = container.add_stream("ffv1", rate=25)
+        extra.width, extra.height, extra.pix_fmt = 16, 16, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((24, 16), dtype=np.uint8), format="yuv420p")
+        frame.pts, frame.time_base = 0, Fraction(1, 25)
+        packets.append((extra, frame))
+    return packets
+
+
 def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: Fraction = Fraction(25),
               pix_fmt: str = "yuv420p", codec: str | None = None, lossless: bool = False,
               audio: str | None = None, vfr: bool = False, content: str = "moving",
               color_meta: dict | None = None, subtitle: bool = False, rotation: int = 0,
-              gop: int = 4, seed: int = 0) -> Clip:
+              gop: int = 4, seed: int = 0, tags: bool = False, chapters: bool = False,
+              attachments: bool = False, timecode: bool = False, second_video: bool = False,
+              field_order: int = 0) -> Clip:
     """Write a small synthetic clip with PyAV.
 
     Args:
@@ -274,6 +326,12 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         rotation: display-matrix rotation in degrees.
         gop: keyframe interval for inter codecs (small, so seeking is exercised).
         seed: grain seed.
+        tags: language and title tags on the audio and subtitle streams, the subtitle forced.
+        chapters: two chapters (``CHAPTER_TITLES``) and a container title.
+        attachments: Matroska: a font and a PNG attachment; MP4/MOV: PNG cover art.
+        timecode: the video's ``TIMECODE`` (MOV/MP4 then hold a timecode track).
+        second_video: a second, one-frame video stream.
+        field_order: FFmpeg's field order flag for the video (4: top field first).
 
     Returns:
         A Clip describing what was written.
@@ -296,12 +354,19 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         _apply_color_meta(video.codec_context, color_meta, full_range)
         if rotation:
             video.set_display_rotation(rotation)
+        if timecode:
+            video.metadata["timecode"] = TIMECODE
+        if field_order:
+            video.codec_context.field_order = field_order
         audio_stream = audio_src = None
         if audio:
             audio_stream, audio_src = _encode_audio(container, audio, seconds)
-        sub_packets = []
+        sub_packets, sub_stream = [], None
         if subtitle:
-            _, sub_packets = _subtitle_packets(container, path, seconds)
+            sub_stream, sub_packets = _subtitle_packets(container, path, seconds)
+        if tags:
+            _tag_streams(audio_stream, sub_stream)
+        extras = _add_extras(container, path, seconds, chapters, attachments, second_video)
         for i, (stamp, frame_planes) in enumerate(zip(pts, planes)):
             frame = av.VideoFrame(width, height, pix_fmt)
             fill_frame(frame, frame_planes)
@@ -316,6 +381,11 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
             container.mux(packets)
         for packet in sub_packets:
             container.mux(packet)
+        for extra in extras:
+            if isinstance(extra, tuple):  # (stream, frame) of the second video
+                container.mux(extra[0].encode(extra[1]) + extra[0].encode(None))
+            else:
+                container.mux(extra)
     read_pts, read_tb = _read_video_pts(path)
     return Clip(path=path, width=width, height=height, pix_fmt=pix_fmt, codec=codec, pts=read_pts,
                 time_base=read_tb, written_pts=pts, codec_time_base=tb, planes=planes,

@@ -12,6 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.media import (
+    CHAPTER_TITLES,
+    FONT_BYTES,
+    TIMECODE,
+    cover_png,
     ffprobe_duration,
     ffprobe_video_pts,
     make_clip,
@@ -357,6 +361,131 @@ def test_check_output_refuses_odd_size_for_x264_420(tmp_path):
     with pytest.raises(UsageError, match="x264"):
         check_output_supported(tmp_path / "o.mp4", info, "x264")
     check_output_supported(tmp_path / "o.mkv", info, "ffv1")
+
+
+# ------------------------------------------------------------------------------- tags, chapters, attachments
+
+
+def _streams(path) -> list[dict]:
+    """Type, tags (keys lower case) and dispositions of each stream, read back with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        return [{"type": s.type, "tags": {k.lower(): v for k, v in s.metadata.items()},
+                 "forced": bool(s.disposition & av.stream.Disposition.forced),
+                 "cover": bool(s.disposition & av.stream.Disposition.attached_pic)} for s in container.streams]
+
+
+def _chapters(path) -> list[tuple[float, str]]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [(round(float(c["start"] * c["time_base"]), 3), c["metadata"].get("title")) for c in container.chapters()]
+
+
+def _container_title(path) -> str | None:
+    import av
+
+    with av.open(str(path)) as container:
+        return container.metadata.get("title")
+
+
+def _cover_bytes(path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as container:
+        covers = [s for s in container.streams if s.disposition & av.stream.Disposition.attached_pic]
+        return [bytes(p) for s in covers for p in container.demux(s) if p.size][: len(covers)]
+
+
+@pytest.mark.parametrize("ext", ["mov", "mp4", "mkv"])
+def test_timecode_track_becomes_the_outputs_timecode(tmp_path, ext):
+    clip = make_clip(tmp_path / "in.mov", frames=6, timecode=True)  # the MOV muxer writes a tmcd track
+    assert [s["type"] for s in _streams(clip.path)] == ["video", "data"]
+    out = tmp_path / f"out.{ext}"
+    check_output_supported(out, probe(clip.path, verdict=False), "x264")  # not refused up front...
+    passthrough(clip.path, out, codec="x264")  # ...nor failing at the end (tmcd packets are not copied)
+    video = _streams(out)[0]
+    assert video["tags"]["timecode"] == TIMECODE  # MP4/MOV write their own tmcd track from it
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mov"])
+def test_mp4_chapters_and_mov_text_are_kept(tmp_path, ext):
+    clip = make_clip(tmp_path / "in.mp4", frames=10, subtitle=True, chapters=True)
+    out = tmp_path / f"out.{ext}"
+    check_output_supported(out, probe(clip.path, verdict=False), "x264")
+    passthrough(clip.path, out, codec="x264")
+    assert _chapters(out) == _chapters(clip.path) == [(0.0, CHAPTER_TITLES[0]), (0.2, CHAPTER_TITLES[1])]
+    assert read_packet_times(out, "subtitle") == read_packet_times(clip.path, "subtitle")
+    # The chapter text track is the muxer's own, not a copy beside it.
+    assert [s["type"] for s in _streams(out)].count("data") == 1
+    assert _container_title(out) == "Test film"
+
+
+def test_mov_text_refusal_points_to_containers_that_take_the_source(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, subtitle=True, chapters=True)
+    info = probe(clip.path, verdict=False)
+    with pytest.raises(UsageError, match=r"mov_text.*use \.mov or \.mp4") as excinfo:
+        check_output_supported(tmp_path / "out.mkv", info, "x264")
+    assert "\n" not in str(excinfo.value)
+    for suggested in ("out.mov", "out.mp4"):  # the advice does not go in a circle
+        check_output_supported(tmp_path / suggested, info, "x264")
+
+
+def test_matroska_keeps_tags_dispositions_chapters_and_attachments(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=10, audio="aac", subtitle=True, tags=True, chapters=True,
+                     attachments=True)
+    out = tmp_path / "out.mkv"
+    check_output_supported(out, probe(clip.path, verdict=False), "ffv1")
+    assert "leaves out" not in caplog.text  # Matroska holds everything
+    passthrough(clip.path, out, codec="ffv1")
+    streams = {s["type"] + ("/cover" if s["cover"] else ""): s for s in _streams(out)}
+    assert streams["audio"]["tags"]["language"] == "eng" and streams["audio"]["tags"]["title"] == "English stereo"
+    assert streams["subtitle"]["tags"]["language"] == "fre" and streams["subtitle"]["forced"]
+    assert streams["attachment"]["tags"]["filename"] == "font.ttf"
+    assert streams["video/cover"]["tags"]["filename"] == "cover.png"
+    assert _cover_bytes(out) == [cover_png()]
+    assert _chapters(out) == _chapters(clip.path)
+    assert _container_title(out) == "Test film"
+    assert read_packets(out, "audio") == clip.audio_packets  # still byte for byte
+    import av
+
+    with av.open(str(out)) as container:
+        font = next(s for s in container.streams if s.type == "attachment")
+        assert bytes(font.data) == FONT_BYTES
+
+
+def test_mp4_cover_art_is_kept(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio="aac", attachments=True)
+    for ext in ("mp4", "mkv"):  # MP4 keeps it as cover art, Matroska as an image attachment
+        out = tmp_path / f"out.{ext}"
+        passthrough(clip.path, out, codec="x264")
+        assert _cover_bytes(out) == [cover_png()]
+        assert read_packets(out, "audio") == clip.audio_packets
+
+
+def test_what_is_left_out_is_named_in_one_warning(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=4, attachments=True, second_video=True)
+    check_output_supported(tmp_path / "out.mp4", probe(clip.path, verdict=False), "x264")
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert "video ffv1" in lines[0] and "one video stream" in lines[0]  # the second video
+    assert "font.ttf" in lines[0] and "only .mkv holds attachments" in lines[0]
+    assert "cover" not in lines[0]  # a PNG cover becomes the MP4's cover art
+    caplog.clear()
+    check_output_supported(tmp_path / "out.mov", probe(clip.path, verdict=False), "x264")
+    assert "cover image png" in caplog.text  # MOV does not keep it
+
+
+def test_interlaced_source_keeps_its_field_order_unless_deinterlaced(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=4, field_order=4, lossless=True)  # 4: top field first
+    info = probe(clip.path, verdict=False)
+    assert info.video.interlaced and info.video.field_order == 4
+    kept, progressive = tmp_path / "kept.mkv", tmp_path / "progressive.mkv"
+    passthrough(clip.path, kept, codec="x264")
+    passthrough(clip.path, progressive, codec="x264", deinterlaced=True)
+    assert probe(kept, verdict=False).video.field_order == 4
+    assert not probe(progressive, verdict=False).video.interlaced
 
 
 # ------------------------------------------------------------------------------- atomic output

@@ -7,7 +7,17 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.media import damage_video_packets, make_clip, passthrough, read_packet_times, read_packets, read_planes
+from tests.media import (
+    CHAPTER_TITLES,
+    TIMECODE,
+    cover_png,
+    damage_video_packets,
+    make_clip,
+    passthrough,
+    read_packet_times,
+    read_packets,
+    read_planes,
+)
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.probe import probe, scan_timestamps
 from vidcolor.io.remux import merge_chunks
@@ -150,3 +160,48 @@ def test_merge_errors(tmp_path, ffv1_source):
         merge_chunks(chunks, str(tmp_path / "exists.mkv"), audio_from=str(ffv1_source.path))
     with pytest.raises(OutputError, match="same file"):
         merge_chunks(chunks, chunks[0], overwrite=True)
+
+
+def test_merge_keeps_the_sources_tags_chapters_attachments_and_timecode(tmp_path):
+    import av
+
+    source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True, audio="aac", subtitle=True, tags=True,
+                       chapters=True, attachments=True, timecode=True)
+    merged = tmp_path / "merged.mkv"
+    merge_chunks(_chunks(tmp_path, source.path, "mkv", "ffv1"), str(merged), audio_from=str(source.path))
+    with av.open(str(merged)) as container:
+        by_type = {s.type + ("/cover" if s.disposition & av.stream.Disposition.attached_pic else ""): s
+                   for s in container.streams}
+        assert by_type["audio"].metadata["language"] == "eng"
+        assert by_type["subtitle"].metadata["language"] == "fre"
+        assert by_type["subtitle"].disposition & av.stream.Disposition.forced
+        assert by_type["attachment"].metadata["filename"] == "font.ttf"
+        assert by_type["video/cover"].metadata["filename"] == "cover.png"
+        assert {k.lower(): v for k, v in container.streams.video[0].metadata.items()}["timecode"] == TIMECODE
+        assert [c["metadata"]["title"] for c in container.chapters()] == list(CHAPTER_TITLES)
+        assert container.metadata["title"] == "Test film"
+    assert read_packets(merged, "audio") == source.audio_packets
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mov"])
+def test_merge_of_a_source_with_a_timecode_track(tmp_path, ext):
+    import av
+
+    # MP4 as the source: it holds the cover art, a timecode track and a chapter track.
+    source = make_clip(tmp_path / "film.mp4", frames=12, audio="aac", timecode=True, chapters=True, attachments=True)
+    merged = tmp_path / f"merged.{ext}"
+    merge_chunks(_chunks(tmp_path, source.path, ext, "x264"), str(merged), audio_from=str(source.path))
+    with av.open(str(merged)) as container:
+        assert container.streams.video[0].metadata["timecode"] == TIMECODE
+        assert [c["metadata"]["title"] for c in container.chapters()] == list(CHAPTER_TITLES)
+        covers = [s for s in container.streams if s.disposition & av.stream.Disposition.attached_pic]
+        if ext == "mp4":  # MOV keeps no cover art (a warning says so)
+            assert [bytes(p) for p in container.demux(covers[0]) if p.size][:1] == [cover_png()]
+    assert read_packets(merged, "audio") == source.audio_packets
+
+
+def test_merge_names_what_it_leaves_out(tmp_path, caplog):
+    source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True, second_video=True)
+    merge_chunks(_chunks(tmp_path, source.path, "mkv", "ffv1"), str(tmp_path / "m.mkv"), audio_from=str(source.path))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "one video stream" in warnings[0]

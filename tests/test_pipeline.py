@@ -153,6 +153,20 @@ def test_frame_range_writes_a_video_only_chunk_with_source_timestamps(tmp_path, 
     assert len(read_planes(out2)) == 5
 
 
+def test_interlaced_source_gets_one_hint_and_keeps_its_field_order(tmp_path, model_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=6, field_order=4)  # top field first
+    kept = tmp_path / "kept.mkv"
+    run(clip.path, kept, model_path)
+    hints = [r.getMessage() for r in caplog.records if "--deinterlace" in r.getMessage()]
+    assert len(hints) == 1 and "interlaced" in hints[0]
+    assert probe(kept, verdict=False).video.field_order == 4
+    caplog.clear()
+    progressive = tmp_path / "progressive.mkv"
+    run(clip.path, progressive, model_path, deinterlace=True)
+    assert "--deinterlace" not in caplog.text
+    assert not probe(progressive, verdict=False).video.interlaced
+
+
 class FlickeringGenerator(Generator):
     """A generator whose chroma jumps from call to call, like an unstable per-frame model."""
 

@@ -201,3 +201,25 @@ def test_a_bad_option_leaves_no_segment_folder_and_blocks_nothing(tmp_path, monk
         colorize(cfg(clip.path, tmp_path / "two.mkv", smooth=0.5), tiny_generator())
     with pytest.raises(UsageError, match=r"smooth: 0.5 then, 0.8 now\); delete that folder to start over, or write to another output$"):
         colorize(cfg(clip.path, tmp_path / "two.mkv"), tiny_generator())
+
+
+def test_output_that_cannot_hold_the_sources_streams_is_refused_before_any_segment(tmp_path):
+    clip = make_clip(tmp_path / "film.mkv", frames=12, subtitle=True)  # SubRip: MP4 cannot hold it
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UsageError, match="subrip"):
+        colorize(cfg(clip.path, out, codec="x264"), tiny_generator())
+    assert not segment_layout(cfg(clip.path, out)).folder.exists()
+
+
+def test_resumed_mov_keeps_its_timecode_and_chapters(tmp_path):
+    import av
+
+    from tests.media import CHAPTER_TITLES, TIMECODE
+
+    clip = make_clip(tmp_path / "film.mov", frames=12, audio="aac", timecode=True, chapters=True)
+    out = tmp_path / "out.mp4"
+    colorize(cfg(clip.path, out, codec="x264", segment_frames=5), tiny_generator())
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].metadata["timecode"] == TIMECODE
+        assert [c["metadata"]["title"] for c in container.chapters()] == list(CHAPTER_TITLES)
+    assert read_packets(out, "audio") == clip.audio_packets

@@ -513,7 +513,8 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
     t_merge = time.time()
     from vidcolor.io.remux import merge_chunks
 
-    merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=overwrite)
+    merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=overwrite,
+                          warn=False)  # _check_job warned before Ray started
     merge_seconds = time.time() - t_merge
     if not keep_chunks:
         remove_chunks(layout, plan)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import io
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,7 +31,18 @@ from vidcolor.io.probe import (
     open_input,
     scan_timestamps,
 )
-from vidcolor.io.remux import COPY_KINDS, PacketCopier, container_format, copyable_streams, open_output
+from vidcolor.io.remux import (
+    PacketCopier,
+    StreamPlan,
+    apply_plan,
+    container_format,
+    describe_stream,
+    dropped_warning,
+    open_output,
+    plan_streams,
+)
+
+log = logging.getLogger("vidcolor")
 
 CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1",
           "nvenc-h264": "h264_nvenc", "nvenc-hevc": "hevc_nvenc"}
@@ -309,6 +321,10 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:
         ctx.sample_aspect_ratio = video.sample_aspect_ratio
+    if video.field_order:
+        # Without --deinterlace every frame still holds both fields, so the output is as
+        # interlaced as its source: the flag tells players to deinterlace it (Matroska's FieldOrder).
+        ctx.field_order = video.field_order
     if codec in ("x265", "nvenc-hevc") and container.format.name in ("mp4", "mov"):
         stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
     if video.rotation:
@@ -344,7 +360,7 @@ class OutputWriter:
 
     def __init__(self, path, source: MediaInfo, codec: str = "x264", crf: int | None = None,
                  copy_streams: bool = True, video_only: bool = False,
-                 frame_range: tuple[int, int] | None = None):
+                 frame_range: tuple[int, int] | None = None, deinterlaced: bool = False):
         """Open ``path`` and set up the video encoder and the stream copies.
 
         Args:
@@ -356,6 +372,8 @@ class OutputWriter:
             video_only: write the video alone (farm chunks).
             frame_range: ``(start, end)`` frames this output covers: only copied packets in
                 that range's time span are written.
+            deinterlaced: the frames written are deinterlaced, so the output is not flagged
+                with the source's field order.
 
         Raises:
             UsageError: unknown codec. InputError: source without video. OutputError: the
@@ -364,6 +382,7 @@ class OutputWriter:
         if source.video is None:
             raise InputError(f"{source.path} has no video stream")
         self.path = str(path)
+        video = replace(source.video, interlaced=False, field_order=0) if deinterlaced else source.video
         self.format = output_format(source.video, codec)
         self._time_base = Fraction(source.video.time_base)
         self._color_tags = color_tags(source.video)
@@ -374,9 +393,10 @@ class OutputWriter:
         self.frames_written = 0
         self._container = open_output(path, self._time_base)
         try:
-            self._stream = add_video_stream(self._container, source.video, codec, crf, self.format)
+            self._stream = add_video_stream(self._container, video, codec, crf, self.format)
             if copy_streams and not video_only:
-                self._copier = PacketCopier(source.path, self._container, _range_span(source, frame_range))
+                self._copier = PacketCopier(source.path, self._container, _range_span(source, frame_range),
+                                            video_stream=self._stream)
         except (av.error.FFmpegError, ValueError) as exc:
             self.abort()
             raise OutputError(f"cannot set up {self.path} for {codec}: {_reason(exc)}") from exc
@@ -508,17 +528,27 @@ class OutputWriter:
 # Checking a container before any work
 
 
-def _header_error(format_name: str, video: VideoStreamInfo, codec: str, templates: list) -> str | None:
-    """Try the header (and trailer) of this stream set in memory; the error text, or None."""
+def _header_error(format_name: str, video: VideoStreamInfo, codec: str, source=None,
+                  plan: StreamPlan | None = None) -> str | None:
+    """Try the header (and trailer) of this stream set in memory; the error text, or None.
+
+    Args:
+        format_name: the muxer.
+        video: the source's video stream.
+        codec: our codec name.
+        source: the open source container (needed with ``plan``).
+        plan: the copies, attachments, cover art, chapters and tags to add (None: video alone).
+    """
     try:
         container = open_output(f"check.{format_name}", video.time_base, format_name=format_name, file=io.BytesIO())
     except OutputError as exc:
         return str(exc)
     try:
-        add_video_stream(container, video, codec, None, output_format(video, codec))
-        for stream in templates:
-            container.add_stream_from_template(stream)
+        stream = add_video_stream(container, video, codec, None, output_format(video, codec))
+        covers = apply_plan(plan, source, container, stream)[1] if plan is not None else []
         container.start_encoding()
+        for packet in covers:
+            container.mux(packet)
         container.close()
         return None
     except (av.error.FFmpegError, ValueError, OSError) as exc:
@@ -573,24 +603,35 @@ def _check_size_fits_subsampling(path, codec: str, fmt: OutputFormat) -> None:
                          "use --codec ffv1 or prores to keep its exact size")
 
 
+# The containers offered instead when one refuses a stream, by muxer name.
+_OTHER_CONTAINERS = {"matroska": ".mkv", "mov": ".mov", "mp4": ".mp4"}
+
+
 def _check_copied_streams(path, format_name: str, source: MediaInfo, codec: str) -> None:
-    """Try each copied stream next to the video, then all together; one line for the first failure."""
+    """Try each copied stream next to the video, then everything together; one line for the first
+    failure, naming the containers that would hold it all. Logs what the output leaves out."""
     suffix = Path(path).suffix.lower()
-    other = "use .mkv" if format_name != "matroska" else "use .mov or .mp4"
     with open_input(source.path) as container:
-        streams = copyable_streams(container, COPY_KINDS)
-        for stream in streams:
-            error = _header_error(format_name, source.video, codec, [stream])
+        plan = plan_streams(container, format_name)
+        if (message := dropped_warning(plan, source.path, path)) is not None:
+            log.warning("%s", message)
+        alone = replace(plan, copied=(), covers=(), attachments=(), chapters=())
+        for stream in plan.copied:
+            error = _header_error(format_name, source.video, codec, container, replace(alone, copied=(stream,)))
             if error is not None:
-                raise UsageError(f"{suffix} cannot hold stream #{stream.index} ({stream.type} {_stream_codec(stream)}) "
-                                 f"of {source.path}: {error}; {other}")
-        error = _header_error(format_name, source.video, codec, streams)
+                raise UsageError(f"{suffix} cannot hold stream #{stream.index} ({describe_stream(stream)}) "
+                                 f"of {source.path}: {error}; {_advice(container, format_name, source, codec)}")
+        error = _header_error(format_name, source.video, codec, container, plan)
         if error is not None:
-            raise UsageError(f"cannot write the streams of {source.path} together to {path}: {error}; {other}")
+            raise UsageError(f"cannot write the streams, chapters and attachments of {source.path} together to "
+                             f"{path}: {error}; {_advice(container, format_name, source, codec)}")
 
 
-def _stream_codec(stream) -> str:
-    try:
-        return stream.codec_context.codec.canonical_name
-    except Exception:  # noqa: BLE001 - only for the message
-        return "unknown codec"
+def _advice(container, format_name: str, source: MediaInfo, codec: str) -> str:
+    """Which other containers hold the codec with every stream of the source (tried in memory)."""
+    fits = [ext for name, ext in _OTHER_CONTAINERS.items() if name != format_name
+            and _header_error(name, source.video, codec, container, plan_streams(container, name)) is None]
+    if fits:
+        return f"use {' or '.join(fits)}"
+    return (f"no container vidcolor writes ({', '.join(_OTHER_CONTAINERS.values())}) holds them all with {codec}; "
+            "remux the source without that stream first")

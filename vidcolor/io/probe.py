@@ -48,6 +48,7 @@ _NATIVE_FORMAT = re.compile(r"^(yuvj?(420|422|444|440|411|410)p|gray)((9|10|12|1
 _SUBSAMPLING_FAMILY = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440", (2, 2): "410"}
 _SUBSAMPLING_NAMES = {shift: f"{family[0]}:{family[1]}:{family[2]}" for shift, family in _SUBSAMPLING_FAMILY.items()}
 _FIELD_ORDER_INTERLACED = {2, 3, 4, 5}  # AV_FIELD_TT, BB, TB, BT
+FIELD_ORDER_TB, FIELD_ORDER_BT = 4, 5
 
 # Verdict thresholds in unit chroma (code minus mid, divided by the chroma range), tuned
 # on synthetic clips: encoder noise on neutral chroma stays under ~0.005 on average.
@@ -83,6 +84,7 @@ class VideoStreamInfo:
     # Added beyond the first interface (defaulted, so existing callers are unaffected):
     sample_aspect_ratio: Fraction | None = None  # non-square pixels (DV, anamorphic), kept on output
     planar_pix_fmt: str = ""  # the planar format decode.iter_frames delivers (== pix_fmt unless exotic)
+    field_order: int = 0  # FFmpeg's AVFieldOrder of interlaced sources (0: unknown or progressive)
 
 
 @dataclass(frozen=True)
@@ -424,7 +426,7 @@ def _color_names(ctx, first_frame, decoder_fmt: str) -> tuple[str | None, str | 
 def _describe_other(stream) -> StreamInfo:
     """A StreamInfo for an audio, subtitle, data or attachment stream."""
     kind = stream.type if stream.type in ("audio", "subtitle", "data", "attachment") else "data"
-    codec = _codec_name(stream)
+    codec = codec_name(stream)
     if kind == "audio":
         ctx = stream.codec_context
         layout = getattr(getattr(ctx, "layout", None), "name", None) or f"{getattr(ctx, 'channels', '?')} ch"
@@ -441,7 +443,15 @@ def _describe_other(stream) -> StreamInfo:
                       description=description)
 
 
-def _codec_name(stream) -> str:
+def codec_name(stream) -> str:
+    """A stream's codec as ffprobe names it (``"subrip"``, not ``"srt"``).
+
+    Args:
+        stream: a PyAV stream.
+
+    Returns:
+        The codec name, the codec tag where no decoder is known, or ``"unknown"``.
+    """
     try:
         ctx = stream.codec_context
         if ctx is not None and ctx.codec is not None:
@@ -489,13 +499,11 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     height = first.height if first is not None else ctx.height
     primaries, trc, colorspace, full = _color_names(ctx, first, decoder_fmt)
     pts = scan_timestamps(path, stream.index)
-    interlaced = bool(first is not None and first.interlaced_frame) or (
-        getattr(ctx, "field_order", 0) in _FIELD_ORDER_INTERLACED
-    )
+    field_order = _field_order(ctx, first)
     rate = stream.average_rate or stream.guessed_rate or _rate_from_pts(pts, stream.time_base)
     return VideoStreamInfo(
         index=stream.index,
-        codec=_codec_name(stream),
+        codec=codec_name(stream),
         width=width,
         height=height,
         pix_fmt=decoder_fmt,
@@ -511,11 +519,23 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
         colorspace=colorspace,
         full_range=full or decoder_fmt.startswith("yuvj") or _is_rgb_like(decoder_fmt),
         matrix=matrix_from_ffmpeg(colorspace, height),
-        interlaced=interlaced,
+        interlaced=field_order != 0,
         rotation=int(round(first.rotation)) % 360 if first is not None else 0,
         sample_aspect_ratio=_sample_aspect_ratio(stream),
         planar_pix_fmt=planar,
+        field_order=field_order,
     )
+
+
+def _field_order(ctx, first_frame) -> int:
+    """The source's field order: the container's or codec's flag, else the first frame's
+    (coded as interlaced: top or bottom field first, as FFmpeg's own encoders mark it)."""
+    order = int(getattr(ctx, "field_order", 0) or 0)
+    if order in _FIELD_ORDER_INTERLACED:
+        return order
+    if first_frame is not None and first_frame.interlaced_frame:
+        return FIELD_ORDER_TB if first_frame.top_field_first else FIELD_ORDER_BT
+    return 0
 
 
 def _is_rgb_like(pix_fmt: str) -> bool:

@@ -20,7 +20,7 @@ import av
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
 from vidcolor.io.decode import iter_frames
-from vidcolor.io.probe import ffmpeg_path, open_input, pick_video_stream, probe, scan_timestamps
+from vidcolor.io.probe import codec_name, ffmpeg_path, open_input, pick_video_stream, probe, scan_timestamps
 
 log = logging.getLogger("vidcolor")
 
@@ -117,19 +117,231 @@ def packet_time(packet) -> Fraction | None:
     return stamp * Fraction(packet.time_base)
 
 
-def copyable_streams(container, kinds: Sequence[str] = COPY_KINDS) -> list:
-    """Streams of an input that are copied next to the video (audio, subtitle, data).
+def _other_streams(container) -> list:
+    """Every stream of an input but the video stream vidcolor colorizes."""
+    video = pick_video_stream(container)
+    return [s for s in container.streams if video is None or s.index != video.index]
 
-    Args:
-        container: an open input container.
-        kinds: stream types to copy.
+
+def _is_cover(stream) -> bool:
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _kept_as(stream) -> str:
+    """How a stream beside the colorized video reaches the output.
 
     Returns:
-        PyAV streams, in container order.
+        ``"copy"`` (packet for packet), ``"timecode"`` (a QuickTime timecode track, kept as a
+        tag), ``"chapters"`` (MP4's chapter text track, kept as chapters), ``"cover"`` (an
+        attached picture), ``"attachment"`` (a Matroska attachment), ``"second video"``, or
+        ``"no codec"`` (a data stream FFmpeg cannot name, so no muxer can take its packets).
     """
+    if stream.type == "video":
+        return "cover" if _is_cover(stream) else "second video"
+    if stream.type == "attachment":
+        return "attachment"
+    if stream.type == "data":
+        if "timecode" in stream.metadata:
+            return "timecode"
+        if stream.discard == av.stream.Discard.all:  # the MP4 demuxer hides the chapter track this way
+            return "chapters"
+        if stream.codec_context is None:
+            return "no codec"
+    return "copy"
+
+
+# Tags that describe how the source file was written (its muxer, its track statistics);
+# the output's muxer writes its own, so copying them would make the output lie.
+_FILE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "number_of_frames",
+              "number_of_bytes", "bps", "handler_name", "vendor_id"}
+# What a re-encoded video stream keeps of the source's video tags.
+_VIDEO_TAGS = ("language", "title", "timecode")
+_COVER_MIMETYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "gif": "image/gif",
+                    "webp": "image/webp"}
+_MP4_COVER_CODECS = {"mjpeg", "png", "bmp"}
+
+
+def _kept_tags(metadata: dict) -> dict:
+    """Metadata without the tags that describe the source file's own layout (``_FILE_TAGS``)."""
+    return {k: v for k, v in metadata.items()
+            if k.lower() not in _FILE_TAGS and not k.lower().startswith("_statistics")}
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What of an input's other streams, chapters and tags an output container keeps.
+
+    ``copied`` streams go packet for packet; ``covers`` are attached pictures re-attached
+    (a Matroska attachment, or MP4 cover art); ``attachments`` are Matroska attachments
+    (fonts for ASS subtitles); ``dropped`` pairs a stream's description with why it is left out.
+    """
+
+    copied: tuple
+    covers: tuple
+    attachments: tuple
+    timecode: str | None
+    video_tags: dict
+    container_tags: dict
+    chapters: tuple
+    dropped: tuple[tuple[str, str], ...]
+
+
+def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS) -> StreamPlan:
+    """Decide, before anything is written, what of ``container`` besides its video an output keeps.
+
+    Args:
+        container: the open source.
+        format_name: the output's muxer name (``"matroska"``, ``"mp4"``, ``"mov"``...).
+        kinds: stream types copied packet for packet (the others are not looked at).
+
+    Returns:
+        A StreamPlan.
+    """
+    matroska = format_name in ("matroska", "webm")
+    copied, covers, attachments, dropped = [], [], [], []
+    timecode = None
     video = pick_video_stream(container)
-    return [s for s in container.streams
-            if s.type in kinds and (video is None or s.index != video.index)]
+    for stream in _other_streams(container):
+        if stream.type not in kinds and stream.type not in ("video", "attachment"):
+            continue
+        kept = _kept_as(stream)
+        name = f"stream #{stream.index} ({describe_stream(stream)})"
+        if kept == "copy":
+            copied.append(stream)
+        elif kept == "timecode":
+            timecode = timecode or stream.metadata["timecode"]
+        elif kept == "cover":
+            codec = stream.codec_context.name if stream.codec_context else "?"
+            # The MOV muxer takes a cover stream but silently leaves it out of the file.
+            if (matroska and codec in _COVER_MIMETYPES) or (format_name == "mp4" and codec in _MP4_COVER_CODECS):
+                covers.append(stream)
+            else:
+                dropped.append((name, f"{format_name} keeps no {codec} cover image (.mkv and .mp4 do)"))
+        elif kept == "attachment":
+            if matroska:
+                attachments.append(stream)
+            else:
+                dropped.append((name, "only .mkv holds attachments"))
+        elif kept == "second video":
+            dropped.append((name, "vidcolor writes one video stream"))
+        elif kept == "no codec":
+            dropped.append((name, "its codec is unknown to FFmpeg, so no container can take its packets"))
+    video_tags = {k: v for k, v in (video.metadata.items() if video is not None else ()) if k.lower() in _VIDEO_TAGS}
+    timecode = video_tags.pop("timecode", None) or timecode
+    return StreamPlan(copied=tuple(copied), covers=tuple(covers), attachments=tuple(attachments), timecode=timecode,
+                      video_tags=video_tags, container_tags=_kept_tags(dict(container.metadata)),
+                      chapters=tuple(container.chapters()), dropped=tuple(dropped))
+
+
+def describe_stream(stream) -> str:
+    """A few words for a stream in messages: its type, codec and language.
+
+    Args:
+        stream: a PyAV stream.
+
+    Returns:
+        E.g. ``"audio aac [eng]"`` or ``"attachment font.ttf"``.
+    """
+    if stream.type == "attachment":
+        return f"attachment {stream.metadata.get('filename', '?')}"
+    codec = codec_name(stream)  # as probe and ffprobe name it ("subrip", not "srt")
+    kind = "cover image" if _is_cover(stream) else stream.type
+    language = stream.metadata.get("language")
+    return f"{kind} {codec}" + (f" [{language}]" if language and language != "und" else "")
+
+
+def dropped_warning(plan: StreamPlan, source: str | os.PathLike, output: str | os.PathLike) -> str | None:
+    """One line naming what of ``source`` will not be in ``output``, and why; None when nothing is dropped.
+
+    Args:
+        plan: what ``plan_streams`` decided.
+        source: the source's path (for the message).
+        output: the output's path (for the message).
+
+    Returns:
+        The warning text, or None.
+    """
+    if not plan.dropped:
+        return None
+    items = "; ".join(f"{name}: {why}" for name, why in plan.dropped)
+    return f"{output} leaves out {len(plan.dropped)} stream(s) of {source}: {items}"
+
+
+def warn_dropped(source: str | os.PathLike, output: str | os.PathLike) -> StreamPlan:
+    """Log one warning line when ``output`` cannot keep some stream of ``source`` (see ``plan_streams``).
+
+    Args:
+        source: the source file.
+        output: the output path (its extension picks the container).
+
+    Returns:
+        The plan, for callers that check it further.
+    """
+    with open_input(source) as container:
+        plan = plan_streams(container, container_format(output))
+    if (message := dropped_warning(plan, source, output)) is not None:
+        log.warning("%s", message)
+    return plan
+
+
+def _first_payload(source, stream) -> bytes:
+    """The first non-empty packet of ``stream`` (an attached picture is one packet).
+
+    Read through a second opening of the file, so the caller's demuxer is not moved: a seek
+    back to the start does not give every format's first packets again.
+    """
+    with open_input(source.name) as again:
+        for packet in again.demux(again.streams[stream.index]):
+            if packet.size:
+                return bytes(packet)
+    return b""
+
+
+def apply_plan(plan: StreamPlan, source, output, video_stream=None) -> dict:
+    """Add the planned copies, attachments, cover art, chapters and tags to ``output``.
+
+    Must run before anything is muxed (streams, attachments and chapters go in the header).
+
+    Args:
+        plan: from ``plan_streams`` on ``source``.
+        source: the open source container (attached pictures are read from it).
+        output: an open output container.
+        video_stream: the output's video stream, which gets the source video's language,
+            title and timecode (the MP4/MOV muxer writes its own timecode track from it).
+
+    Returns:
+        ``({source stream index: output stream}`` for the streams copied packet for packet,
+        ``[packet]`` of cover art to mux once: MP4 keeps an attached picture as a stream).
+    """
+    mapping, cover_packets = {}, []
+    for stream in plan.copied:
+        copy = output.add_stream_from_template(stream)
+        if stream.codec_context is not None:  # PyAV copies the tags only of codec-less streams
+            copy.metadata.update(_kept_tags(dict(stream.metadata)))
+            copy.disposition = stream.disposition
+        mapping[stream.index] = copy
+    for stream in plan.attachments:
+        output.add_stream_from_template(stream)
+    for stream in plan.covers:
+        payload = _first_payload(source, stream)
+        if output.format.name == "mp4":
+            cover = output.add_stream_from_template(stream)
+            cover.disposition = av.stream.Disposition.attached_pic
+            packet = av.Packet(payload)
+            packet.stream, packet.time_base, packet.pts, packet.dts = cover, cover.time_base, 0, 0
+            cover_packets.append(packet)
+        else:
+            codec = stream.codec_context.name
+            filename = stream.metadata.get("filename") or f"cover.{'jpg' if codec == 'mjpeg' else codec}"
+            output.add_attachment(filename, stream.metadata.get("mimetype") or _COVER_MIMETYPES[codec], payload)
+    if video_stream is not None:
+        video_stream.metadata.update(plan.video_tags)
+        if plan.timecode:
+            video_stream.metadata["timecode"] = plan.timecode
+    output.metadata.update(plan.container_tags)
+    if plan.chapters:
+        output.set_chapters(list(plan.chapters))
+    return mapping, cover_packets
 
 
 def _is_cue_end(packet) -> bool:
@@ -147,8 +359,12 @@ class PacketCopier:
     """
 
     def __init__(self, source_path: str | os.PathLike, output, span: tuple[Fraction | None, Fraction | None] | None = None,
-                 kinds: Sequence[str] = COPY_KINDS):
-        """Open ``source_path`` and add a copy of each of its copyable streams to ``output``.
+                 kinds: Sequence[str] = COPY_KINDS, video_stream=None):
+        """Open ``source_path`` and add to ``output`` what ``plan_streams`` keeps of it.
+
+        Copied streams keep their tags (language, title) and dispositions (default,
+        forced); the source's chapters, container tags, attachments and cover art come too,
+        and its video's language, title and timecode go on ``video_stream``.
 
         Args:
             source_path: the file whose streams are copied.
@@ -156,15 +372,15 @@ class PacketCopier:
             span: ``(t0, t1)`` in seconds: only packets with t0 <= time < t1 are copied
                 (None bounds are open); None copies everything.
             kinds: stream types to copy.
+            video_stream: the output's (new) video stream, or None.
         """
         self._source = str(source_path)
         self._input = open_input(source_path)
         self._span = span or (None, None)
-        self._map: dict[int, object] = {}
         self.copied = 0
         try:
-            for stream in copyable_streams(self._input, kinds):
-                self._map[stream.index] = output.add_stream_from_template(stream)
+            self.plan = plan_streams(self._input, output.format.name, kinds)
+            self._map, self._covers = apply_plan(self.plan, self._input, output, video_stream)
         except BaseException:
             self._input.close()
             raise
@@ -172,7 +388,7 @@ class PacketCopier:
         # MP4/MOV write an empty 2-byte mov_text sample to end each cue; the input's own
         # end markers are dropped so the muxer's are not doubled (the cues stay identical).
         self._drop_cue_ends = output.format.name in _MP4_FAMILY
-        streams = [self._input.streams[i] for i in self._map]
+        streams = list(self.plan.copied)
         self._packets: Iterator = iter(self._input.demux(streams)) if streams else iter(())
         self._pending = None
 
@@ -209,6 +425,8 @@ class PacketCopier:
         Args:
             until: a time in seconds, usually the last video packet's.
         """
+        while self._covers:
+            self._output.mux(self._covers.pop())
         while True:
             packet = self._next_packet()
             if packet is None:
@@ -447,15 +665,19 @@ def _merged_dts(chunks: list[_Chunk]) -> Iterator[int]:
 
 
 def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None) -> tuple[int, int]:
-    """Remux chunks (and the source's other streams) into ``temp``; returns (frames, copied streams)."""
+    """Remux chunks (and the source's other streams, chapters and tags) into ``temp``;
+    returns (frames, copied streams)."""
     output = open_output(temp, chunks[0].time_base)
     copier = None
     try:
         with open_input(chunks[0].path) as template_input:
-            out_video = output.add_stream_from_template(pick_video_stream(template_input))
+            template = pick_video_stream(template_input)
+            out_video = output.add_stream_from_template(template)
             out_video.time_base = chunks[0].time_base
+            if template.average_rate:  # MP4/MOV count a timecode track's frames at this rate
+                out_video.codec_context.framerate = template.average_rate
         if audio_from is not None:
-            copier = PacketCopier(audio_from, output)
+            copier = PacketCopier(audio_from, output, video_stream=out_video)
         dts = _merged_dts(chunks)
         frames = 0
         for chunk in chunks:
@@ -482,7 +704,7 @@ def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None) -> t
 
 
 def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = None,
-                 overwrite: bool = False) -> MergeReport:
+                 overwrite: bool = False, warn: bool = True) -> MergeReport:
     """Remux video-only chunks (and another file's audio/subtitles/data) into one file.
 
     Chunks are ordered by their first timestamp and must share codec, size, pixel format,
@@ -492,8 +714,11 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
     Args:
         chunks: chunk files written by ``OutputWriter(video_only=True, frame_range=...)``.
         output: the merged file (written atomically).
-        audio_from: the source whose audio, subtitle and data streams are copied.
+        audio_from: the source whose audio, subtitle and data streams are copied, with its
+            chapters, attachments, cover art and tags (``PacketCopier``).
         overwrite: replace an existing output.
+        warn: log one line naming what of ``audio_from`` the output leaves out (False when
+            the caller already did, with ``check_output_supported`` before rendering).
 
     Returns:
         A MergeReport (frames, chunks, copied_streams).
@@ -512,6 +737,8 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         lost = _check_coverage(described, audio_from)
     else:
         _check_no_overlap(described)
+    if audio_from is not None and warn:
+        warn_dropped(audio_from, output)
     inputs = [c.path for c in described] + ([audio_from] if audio_from else [])
     with atomic_output(output, overwrite=overwrite, input_paths=inputs) as temp:
         frames, copied = _write_merged(described, temp, audio_from)

@@ -22,7 +22,7 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError
 from vidcolor.farm.chunks import ChunkLayout, check_manifest, format_range, plan_chunks, remove_chunks
 from vidcolor.io.atomic import check_output_path
-from vidcolor.io.encode import AUTO_CODEC
+from vidcolor.io.encode import AUTO_CODEC, check_output_supported
 from vidcolor.io.probe import probe
 from vidcolor.io.remux import merge_chunks
 from vidcolor.models.generator import Generator
@@ -37,6 +37,11 @@ def segment_layout(cfg: ColorizeConfig) -> ChunkLayout:
     return ChunkLayout.for_job(cfg.input, cfg.output, chunk_dir=out.with_name(f".{out.stem}.segments"))
 
 
+def _segment_codec(cfg: ColorizeConfig) -> str:
+    """The codec segments are written with: they are portable outputs, so "auto" is x264."""
+    return "x264" if cfg.codec == AUTO_CODEC else cfg.codec
+
+
 def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) -> dict:
     """What decides the segments' pixels; a rerun with other values is refused."""
     if model is None:
@@ -45,8 +50,7 @@ def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) ->
         model_id = f"in-memory {sum(p.numel() for p in model.parameters())} parameters"
     return {
         "source": Path(cfg.input).name, "source_bytes": os.path.getsize(cfg.input), "source_frames": frame_count,
-        # Segments are portable outputs, so "auto" always writes x264: record what is written.
-        "model": model_id, "codec": "x264" if cfg.codec == AUTO_CODEC else cfg.codec,
+        "model": model_id, "codec": _segment_codec(cfg),  # what is written, not "auto"
         "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
         "references": list(cfg.references), "style": cfg.style, "strength": cfg.strength,
         "segment_frames": cfg.segment_frames, "deinterlace": cfg.deinterlace,
@@ -75,6 +79,8 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
     info = probe(cfg.input, verdict=True)
     run.check_video_run(cfg, info, model)  # a bad option must not leave a segment folder behind
     check_output_path(cfg.output, cfg.overwrite, [cfg.input])
+    # The merged film must hold the codec and the source's streams: known now, not after rendering.
+    check_output_supported(cfg.output, info, _segment_codec(cfg), copy_streams=True)
     plan = plan_chunks(info.video.frame_count, cfg.segment_frames)
     layout = segment_layout(cfg)
     check_manifest(layout, _settings(cfg, info.video.frame_count, model), elsewhere="write to another output")
@@ -101,7 +107,8 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
         raise
     finally:
         bar.close()
-    report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input, overwrite=cfg.overwrite)
+    report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input,
+                          overwrite=cfg.overwrite, warn=False)  # check_output_supported warned
     remove_chunks(layout, plan)
     return run.RunReport(cfg.output, report.frames, time.time() - t0, dropped=report.lost,
                          copied_streams=report.copied_streams, rendered=rendered if rendered < report.frames else None)

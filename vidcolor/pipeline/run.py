@@ -345,6 +345,9 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     """
     _check_options(cfg)
     plan = plan_video(cfg, info)
+    if info.video.interlaced and not cfg.deinterlace and not plan.chunk:  # chunks: their job warned
+        log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
+                    "container can say so); add --deinterlace for progressive frames", cfg.input)
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
     if cfg.preview:  # written after the whole run: a bad path must not wait until then
@@ -485,7 +488,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
         frame_range = (plan.start, plan.end) if cfg.frames else None
         if codec != cfg.codec and codec in HARDWARE_CODECS:
             log.info("encoding with %s, NVIDIA's hardware encoder (--codec x264 for the software one)", codec)
-        with OutputWriter(tmp, info, codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range) as writer:
+        with OutputWriter(tmp, info, codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range,
+                          deinterlaced=cfg.deinterlace) as writer:
             fmt = writer.format
             stages = Stages()
             decoded, generated, smoothed = (queue.Queue(QUEUE_FRAMES) for _ in range(3))

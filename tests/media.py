@@ -3,8 +3,8 @@
 ``make_clip`` writes a short clip with texture and motion (gradients, a moving square, a
 per-frame shift and grain) so codecs and optical flow behave like real footage, optionally
 with audio, subtitles, colour tags, rotation or a variable frame rate. It returns what it
-wrote, so tests can compare a round trip with the original. ``read_planes``, ``read_packets``
-and ``ffprobe_json`` read files back independently of ``vidcolor.io``.
+wrote, so tests can compare a round trip with the original. ``read_planes``, ``read_rgb``,
+``read_packets`` and ``ffprobe_json`` read files back independently of ``vidcolor.io``.
 
 Keep clips tiny (about 64x48 to 160x96, 6 to 20 frames): the test machine is small.
 """
@@ -28,7 +28,7 @@ CONTENTS = ("moving", "grey", "sepia", "colour", "flicker", "cut")
 _PRIMARIES = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "film": 8, "bt2020": 9}
 _TRC = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "linear": 8,
         "iec61966-2-1": 13, "bt2020-10": 14, "smpte2084": 16, "arib-std-b67": 18}
-_COLORSPACE = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9}
+_COLORSPACE = {"gbr": 0, "bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9}
 _RANGE = {"tv": 1, "mpeg": 1, "limited": 1, "pc": 2, "jpeg": 2, "full": 2}
 
 _AUDIO_RATE = 48000
@@ -48,7 +48,8 @@ class Clip:
     time_base: Fraction  # the video stream's time base as read back
     written_pts: list[int]  # pts handed to the encoder, in ``codec_time_base``
     codec_time_base: Fraction
-    planes: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]  # (y, cb, cr) encoded
+    # (y, cb, cr) encoded; for RGB formats the full-range BT.601 4:4:4 planes converted to RGB
+    planes: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]
     audio_packets: list[bytes] = field(default_factory=list)
     subtitle_packets: list[bytes] = field(default_factory=list)
 
@@ -154,7 +155,7 @@ def _default_codec(path: Path, lossless: bool) -> str:
 
 
 def _video_options(codec: str) -> dict[str, str]:
-    if codec == "libx264":
+    if codec in ("libx264", "libx264rgb"):
         return {"crf": "18", "preset": "veryfast"}
     if codec == "libx265":
         return {"crf": "20", "preset": "ultrafast", "x265-params": "log-level=error"}
@@ -313,7 +314,9 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         width, height: frame size.
         frames: number of frames.
         rate: nominal frame rate (e.g. ``Fraction(30000, 1001)``).
-        pix_fmt: encoder pixel format (``yuv420p``, ``yuv420p10le``, ``gray``, ``yuv444p``...).
+        pix_fmt: encoder pixel format (``yuv420p``, ``yuv420p10le``, ``gray``, ``yuv444p``...), or
+            an RGB one (``rgb24``, ``bgr0``, ``gbrp10le``...): the picture is then made as 8-bit
+            full-range BT.601 YCbCr 4:4:4 and converted to RGB.
         codec: ffmpeg encoder name; None picks ``ffv1`` when ``lossless`` else ``libx264``.
         lossless: use FFV1 (planes read back equal ``Clip.planes``).
         audio: None, ``"aac"`` or ``"pcm_s16le"`` (48 kHz stereo, as long as the video).
@@ -341,7 +344,10 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
     tb, pts = _timing(frames, rate, vfr)
     full_range = (color_meta or {}).get("range") in ("pc", "jpeg", "full")
     seconds = float((pts[-1] + 1) * tb) if pts else 0.0
-    planes = [synth_planes(i, width, height, frames, pix_fmt, content, full_range, seed) for i in range(frames)]
+    rgb = av.video.format.VideoFormat(pix_fmt).is_rgb
+    plane_fmt = "yuv444p" if rgb else pix_fmt  # RGB: made as YCbCr, then converted per frame
+    planes = [synth_planes(i, width, height, frames, plane_fmt, content, full_range or rgb, seed)
+              for i in range(frames)]
     with av.open(str(path), "w") as container:
         video = container.add_stream(codec, rate=Fraction(rate), options=_video_options(codec))
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
@@ -368,8 +374,10 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
             _tag_streams(audio_stream, sub_stream)
         extras = _add_extras(container, path, seconds, chapters, attachments, second_video)
         for i, (stamp, frame_planes) in enumerate(zip(pts, planes)):
-            frame = av.VideoFrame(width, height, pix_fmt)
+            frame = av.VideoFrame(width, height, plane_fmt)
             fill_frame(frame, frame_planes)
+            if rgb:
+                frame = frame.reformat(format=pix_fmt, src_colorspace="itu601", src_color_range=_RANGE["full"])
             _apply_color_meta(frame, color_meta, full_range)
             frame.pts, frame.time_base = stamp, tb
             container.mux(video.encode(frame))
@@ -425,6 +433,23 @@ def read_planes(path, stream: int = 0) -> list[tuple[int, np.ndarray, np.ndarray
             out.append((frame.pts, planes[0], cb, cr))
     out.sort(key=lambda item: item[0])
     return out
+
+
+BT601_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB weights of BT.601 luma
+
+
+def read_rgb(path) -> list[np.ndarray]:
+    """Decode every frame as a player shows it: RGB converted by FFmpeg with the file's own
+    matrix and range tags (so wrong tags show as wrong colours and luma).
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``(H, W, 3)`` float32 RGB in 0..255 per frame, in presentation order.
+    """
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24").astype(np.float32) for f in container.decode(video=0)]
 
 
 def read_packets(path, kind: str = "audio") -> list[bytes]:

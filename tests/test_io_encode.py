@@ -89,6 +89,33 @@ def test_output_format_rules(tmp_path):
         output_format(yuv420, "mpeg2")
 
 
+def test_prores_is_limited_range_and_other_codecs_keep_full_range(tmp_path):
+    full = probe(make_clip(tmp_path / "j.mkv", frames=1, pix_fmt="yuvj420p").path, verdict=False).video
+    assert full.full_range
+    assert not output_format(full, "prores").full_range  # ProRes has no range flag: decoders read it as limited
+    assert all(output_format(full, codec).full_range for codec in ("x264", "x265", "ffv1", "nvenc-h264"))
+
+
+@pytest.mark.parametrize("height, meta, tag", [(48, {"colorspace": "gbr"}, "smpte170m"), (720, None, "bt709")])
+def test_rgb_source_is_written_as_ycbcr_tagged_with_the_matrix_decode_used(tmp_path, height, meta, tag):
+    """An RGB source (tagged gbr, or untagged: then BT.709 from 720 lines) is decoded to full-range
+    YCbCr 4:4:4; the output says which matrix, instead of gbr (which makes decoders read the
+    planes as G, B, R) or nothing (which makes them guess BT.601)."""
+    from vidcolor.io.decode import iter_frames
+
+    clip = make_clip(tmp_path / "rgb.mkv", width=64, height=height, frames=2, pix_fmt="bgr0", lossless=True,
+                     color_meta=meta)
+    source = probe(clip.path, verdict=False)
+    out = tmp_path / "out.mkv"
+    fmt = passthrough(clip.path, out, codec="ffv1")
+    assert fmt.pix_fmt == "yuv444p" and fmt.full_range
+    video = probe(out, verdict=False).video
+    assert (video.pix_fmt, video.colorspace, video.full_range) == ("yuv444p", tag, True)
+    assert video.matrix == source.video.matrix
+    for (_, y, _, _), frame in zip(read_planes(out), iter_frames(clip.path, source), strict=True):
+        np.testing.assert_array_equal(y, frame.y)  # luma as decode made it, bit for bit
+
+
 @given(st.integers(8, 16), st.integers(8, 16), st.integers(0, 255))
 def test_shift_bits_round_trips_when_widening(low, high, value):
     low, high = min(low, high), max(low, high)

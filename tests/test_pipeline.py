@@ -20,7 +20,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.media import ffprobe_json, make_clip, read_packets, read_planes
+from tests.media import BT601_LUMA, ffprobe_json, make_clip, read_packets, read_planes, read_rgb
 from vidcolor.cli import main
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import InputError, OutputError, UsageError
@@ -138,6 +138,39 @@ def test_prores_and_x265_outputs(tmp_path, model_path):
         out = tmp_path / name
         run(src, out, model_path, codec=codec)
         assert_same_timing(src, out)
+
+
+def assert_grey_levels_kept_and_coloured(src: Path, out: Path, frames: slice = slice(None)) -> None:
+    """As a player shows them (RGB by the files' own tags), ``out`` has the BT.601 luma of
+    ``src``'s ``frames``, up to a codec's loss, and colour."""
+    source, output = read_rgb(src)[frames], read_rgb(out)
+    assert len(output) == len(source)
+    for a, b in zip(source, output):
+        shown = ((b > 0) & (b < 255)).all(axis=-1)  # colours beyond RGB are clipped by the player
+        assert shown.mean() > 0.5
+        error = np.abs(a @ BT601_LUMA - b @ BT601_LUMA)[shown]
+        assert error.mean() < 1.5 and error.max() < 8  # the source's grey levels...
+        assert np.abs(b[..., 0] - b[..., 2]).mean() > 3  # ...coloured
+
+
+GBR = {"colorspace": "gbr"}  # how ffmpeg tags RGB (libx264rgb writes it itself)
+
+
+@pytest.mark.parametrize("pix_fmt, encoder, meta, codec, ext", [
+    ("rgb24", "libx264rgb", None, "x264", "mp4"), ("bgr0", "ffv1", GBR, "ffv1", "mkv"),
+    ("gbrp10le", "ffv1", None, "x265", "mkv"), ("bgr0", "ffv1", GBR, "prores", "mov")])
+def test_rgb_source_keeps_its_grey_levels_and_gets_colour(tmp_path, model_path, pix_fmt, encoder, meta, codec, ext):
+    """An RGB film, tagged gbr or untagged, is written as YCbCr 4:4:4 tagged with the matrix
+    decode converted it with (not as Y/Cb/Cr planes tagged gbr), so a player shows the
+    source's grey levels, coloured."""
+    src = make_clip(tmp_path / f"in.{'mp4' if encoder == 'libx264rgb' else 'mkv'}", frames=6, pix_fmt=pix_fmt,
+                    codec=encoder, color_meta=meta, content="grey").path
+    out = tmp_path / f"out.{ext}"
+    run(src, out, model_path, codec=codec, crf=4)  # nearly lossless: the colours are tested, not x264
+    video = probe(out, verdict=False).video
+    assert video.colorspace == "smpte170m" and video.matrix == probe(src, verdict=False).video.matrix == "bt601"
+    assert video.full_range == (codec != "prores")  # ProRes has no full range: its luma is rescaled
+    assert_grey_levels_kept_and_coloured(src, out)
 
 
 def test_frame_range_writes_a_video_only_chunk_with_source_timestamps(tmp_path, model_path):

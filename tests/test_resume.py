@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from tests.media import damage_video_packets, ffprobe_duration, make_clip, read_packets, read_planes
-from tests.test_pipeline import tiny_generator
+from tests.test_pipeline import assert_grey_levels_kept_and_coloured, tiny_generator
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
+from vidcolor.io.probe import probe
 from vidcolor.pipeline.resumable import segment_layout
 from vidcolor.pipeline.run import colorize
 
@@ -68,6 +69,21 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monke
     for (pa, ya, cba, cra), (pb, yb, cbb, crb) in zip(a, b):
         assert pa == pb and np.array_equal(ya, yb) and np.array_equal(cba, cbb) and np.array_equal(cra, crb)
     assert read_packets(out, "audio") == read_packets(clip.path, "audio")
+
+
+def test_rgb_film_resumes_and_renders_chunks_as_tagged_ycbcr(tmp_path):
+    """Segments and --frames chunks of an RGB film are YCbCr tagged with decode's matrix (as a
+    whole run is), so the merged film shows the source's grey levels, coloured."""
+    clip = make_clip(tmp_path / "film.mkv", frames=12, pix_fmt="bgr0", lossless=True, content="grey",
+                     color_meta={"colorspace": "gbr"})
+    model = tiny_generator()
+    out = tmp_path / "out.mp4"
+    colorize(cfg(clip.path, out, codec="x264", crf=4, segment_frames=5), model)
+    chunk = tmp_path / "chunk.mp4"
+    colorize(cfg(clip.path, chunk, codec="x264", crf=4, resume=False, frames="3-7"), model)
+    for path, frames in ((out, slice(None)), (chunk, slice(3, 8))):
+        assert probe(path, verdict=False).video.colorspace == "smpte170m"
+        assert_grey_levels_kept_and_coloured(clip.path, path, frames)
 
 
 @pytest.mark.parametrize("ext, rate", [("mp4", Fraction(24000, 1001)), ("mov", Fraction(30000, 1001))])

@@ -8,10 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from tests.media import make_clip, read_planes
+from tests.media import make_clip, read_planes, read_rgb
 from vidcolor.cli import main
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
+from vidcolor.io.probe import probe
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import save_generator
 from vidcolor.pipeline.run import colorize
@@ -104,6 +105,30 @@ def test_unknown_style_is_one_line_listing_the_choices(tmp_path, model_path):
     assert result.exit_code == 2
     assert result.output.strip() == "vidcolor: error: unknown style 'starry_night'; this model has: natural, ink, oil"
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_styled_rgb_source_looks_like_its_ycbcr_twin_in_every_codec(tmp_path, model_path):
+    """An RGB film (decoded as full-range BT.601 YCbCr) is styled and tagged like the same
+    picture stored as YCbCr: a player shows the same picture whatever the codec."""
+    rgb = make_clip(tmp_path / "rgb.mkv", frames=4, pix_fmt="bgr0", lossless=True, content="grey",
+                    color_meta={"colorspace": "gbr"}).path
+    twin = make_clip(tmp_path / "twin.mkv", frames=4, pix_fmt="yuv444p", lossless=True, content="grey",
+                     color_meta={"colorspace": "smpte170m", "range": "pc"}).path
+
+    def styled(src, name, codec):
+        out = tmp_path / name
+        colorize(ColorizeConfig(input=str(src), output=str(out), model=model_path, render_size=32, codec=codec, crf=4,
+                                quiet=True, force=True, style="oil", strength=0.8))
+        return out
+
+    expected = read_rgb(styled(twin, "twin_oil.mkv", "ffv1"))
+    for codec, ext in (("ffv1", "mkv"), ("x264", "mp4"), ("prores", "mov")):
+        out = styled(rgb, f"rgb_{codec}.{ext}", codec)
+        assert probe(out, verdict=False).video.colorspace == "smpte170m", codec  # the matrix the planes are in
+        shown = read_rgb(out)
+        assert len(shown) == 4
+        for a, b in zip(shown, expected):
+            assert np.abs(a - b).mean() < 2.0, codec  # the source's RGB rounding and the codec's loss only
 
 
 def test_styled_still_image(tmp_path, model_path):

@@ -13,6 +13,9 @@ FFMPEG_MATRIX = {
     "bt2020_ncl": "bt2020",
     "bt2020c": "bt2020",
 }
+# The ffmpeg colorspace tag of each of our matrices, for planes made with it (an RGB source
+# converted by decode): the names FFmpeg itself writes for them.
+MATRIX_TAGS = {"bt601": "smpte170m", "bt709": "bt709", "bt2020": "bt2020nc"}
 
 
 def default_matrix(height: int) -> str:

@@ -28,6 +28,7 @@ from vidcolor.io.probe import (
     TRC_NAMES,
     MediaInfo,
     VideoStreamInfo,
+    is_rgb_like,
     open_input,
     scan_timestamps,
 )
@@ -41,6 +42,7 @@ from vidcolor.io.remux import (
     open_output,
     plan_streams,
 )
+from vidcolor.matrices import MATRIX_TAGS
 
 log = logging.getLogger("vidcolor")
 
@@ -103,9 +105,11 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
     x264/x265 keep the subsampling and bit depth (gray becomes 4:2:0 since the output has
     colour; 12/16-bit become 10-bit). NVENC writes 8-bit 4:2:0, or 4:4:4 for 4:4:4 sources
     (deeper sources are refused by ``resolve_codec``). ProRes is 4:2:2 10-bit (4:4:4 10-bit
-    for 4:4:4 sources).
+    for 4:4:4 sources), always limited range: its bitstream has no range flag and decoders
+    read it as limited, so a full-range source's luma is rescaled (``pipeline.run.output_luma``).
     FFV1 keeps the source's family and depth exactly (gray becomes 4:2:0 of the same depth),
-    so luma can be compared bit for bit.
+    so luma can be compared bit for bit. RGB sources, which decode turns into full-range
+    YCbCr 4:4:4, are written as YCbCr 4:4:4 (tagged by ``color_tags``) with every codec.
 
     Args:
         video: the source's video stream.
@@ -132,8 +136,9 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
     if pix_fmt not in _supported_formats(CODECS[codec]):
         family = "444"
         pix_fmt = _pix_fmt_name(family, depth)
+    full_range = video.full_range and codec != "prores"
     return OutputFormat(pix_fmt=pix_fmt, bit_depth=depth, chroma_shift=_SHIFTS[family], width=video.width,
-                        height=video.height, full_range=video.full_range, matrix=video.matrix)
+                        height=video.height, full_range=full_range, matrix=video.matrix)
 
 
 def shift_bits(plane: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
@@ -248,20 +253,25 @@ def _enum_value(names: dict[int, str], name: str | None) -> int | None:
     return None
 
 
-def color_tags(video: VideoStreamInfo) -> dict[str, int]:
-    """The source's colour tags as FFmpeg enum values, for codec contexts and frames.
+def color_tags(video: VideoStreamInfo, fmt: OutputFormat) -> dict[str, int]:
+    """The output's colour tags as FFmpeg enum values, for codec contexts and frames: the
+    source's primaries and transfer, and the matrix and range of the planes written.
 
     Args:
         video: the source's video stream.
+        fmt: the output layout (its range; its matrix for RGB sources).
 
     Returns:
         ``{attribute: value}`` for color_primaries, color_trc, colorspace (when tagged) and
         color_range (always: full or limited).
     """
-    tags = {"color_range": RANGE_FULL if video.full_range else RANGE_LIMITED}
+    tags = {"color_range": RANGE_FULL if fmt.full_range else RANGE_LIMITED}
+    # An RGB source's planes were made YCbCr by decode with fmt.matrix: keeping its "gbr" tag
+    # (or none) would make decoders read Y, Cb, Cr as G, B, R (or guess another matrix).
+    colorspace = MATRIX_TAGS[fmt.matrix] if is_rgb_like(video.pix_fmt) else video.colorspace
     for attr, names, name in (("color_primaries", PRIMARIES_NAMES, video.color_primaries),
                               ("color_trc", TRC_NAMES, video.color_trc),
-                              ("colorspace", COLORSPACE_NAMES, video.colorspace)):
+                              ("colorspace", COLORSPACE_NAMES, colorspace)):
         value = _enum_value(names, name)
         if value is not None:
             tags[attr] = value
@@ -317,7 +327,7 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         ctx.framerate = video.avg_rate
     if codec == "ffv1":
         ctx.gop_size = 1
-    for attr, value in color_tags(video).items():
+    for attr, value in color_tags(video, fmt).items():
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:
         ctx.sample_aspect_ratio = video.sample_aspect_ratio
@@ -385,7 +395,7 @@ class OutputWriter:
         video = replace(source.video, interlaced=False, field_order=0) if deinterlaced else source.video
         self.format = output_format(source.video, codec)
         self._time_base = Fraction(source.video.time_base)
-        self._color_tags = color_tags(source.video)
+        self._color_tags = color_tags(source.video, self.format)
         self._last_pts: int | None = None
         self._durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
         self._closed = False

@@ -517,7 +517,7 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
         color_primaries=primaries,
         color_trc=trc,
         colorspace=colorspace,
-        full_range=full or decoder_fmt.startswith("yuvj") or _is_rgb_like(decoder_fmt),
+        full_range=full or decoder_fmt.startswith("yuvj") or is_rgb_like(decoder_fmt),
         matrix=matrix_from_ffmpeg(colorspace, height),
         interlaced=field_order != 0,
         rotation=int(round(first.rotation)) % 360 if first is not None else 0,
@@ -538,8 +538,16 @@ def _field_order(ctx, first_frame) -> int:
     return 0
 
 
-def _is_rgb_like(pix_fmt: str) -> bool:
-    """RGB and palette formats: decode converts them to full-range YCbCr."""
+def is_rgb_like(pix_fmt: str) -> bool:
+    """Whether a decoder format is RGB or palette, which decode converts to full-range YCbCr
+    with the stream's ``matrix`` (so the planes written are no longer RGB).
+
+    Args:
+        pix_fmt: the decoder's pixel format name, e.g. ``"gbrp"``.
+
+    Returns:
+        True for RGB and palette formats.
+    """
     fmt = av.video.format.VideoFormat(pix_fmt)
     return bool(fmt.is_rgb or fmt.has_palette)
 

@@ -27,6 +27,7 @@ from vidcolor.color import (
     chroma_codes_to_unit,
     convert_chroma,
     fit_chroma_to_gamut,
+    luma_code_range,
     luma_codes_to_unit,
     rgb_to_ycbcr,
     ycbcr_to_rgb,
@@ -170,6 +171,30 @@ def chroma_to_planes(chroma: np.ndarray, fmt: OutputFormat) -> tuple[np.ndarray,
     c = convert_chroma(torch.zeros(1, *chroma.shape[1:]), torch.from_numpy(chroma), MODEL_MATRIX, fmt.matrix)
     codes = upsample_chroma_codes(c.numpy(), fmt.chroma_size, fmt.bit_depth, fmt.full_range, fmt.dtype)
     return codes[0], codes[1]
+
+
+def output_luma(y: np.ndarray, bit_depth: int, full_range: bool, fmt: OutputFormat) -> np.ndarray:
+    """The source's Y plane as the output's: its own codes, only shifted to the output depth.
+
+    Where the output's range differs from the source's (a full-range source, e.g. RGB or JPEG
+    range, written as ProRes, which is always limited) the codes are rescaled instead, so the
+    picture's luma stays the source's.
+
+    Args:
+        y: ``(H, W)`` the source's luma codes.
+        bit_depth: the source's bit depth.
+        full_range: the source's range.
+        fmt: the output format.
+
+    Returns:
+        ``(H, W)`` luma codes in ``fmt.dtype``.
+    """
+    if full_range == fmt.full_range:
+        return shift_bits(y, bit_depth, fmt.bit_depth)
+    lo, span = luma_code_range(bit_depth, full_range)
+    out_lo, out_span = luma_code_range(fmt.bit_depth, fmt.full_range)
+    codes = (y.astype(np.float32) - lo) * (out_span / span) + out_lo
+    return np.clip(np.round(codes), 0, (1 << fmt.bit_depth) - 1).astype(fmt.dtype)
 
 
 def planes_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray, bit_depth: int, full_range: bool, matrix: str, width: int) -> np.ndarray:
@@ -504,7 +529,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
                         y, cb, cr = styled_planes(out, frame.y, video.bit_depth, video.full_range, fmt)
                     else:
                         cb, cr = chroma_to_planes(out, fmt)
-                        y = shift_bits(frame.y, video.bit_depth, fmt.bit_depth)
+                        y = output_luma(frame.y, video.bit_depth, video.full_range, fmt)
                     writer.write(y, cb, cr, frame.pts, frame.duration)
                     frames_written += 1
                     bar.update(1)

@@ -854,6 +854,32 @@ def test_frame_size_changing_mid_stream_is_one_clear_line(tmp_path, model_path):
     assert_nothing_written(out)
 
 
+def test_default_output_names_are_types_we_write(tmp_path, model_path):
+    """Without -o the output keeps the input's type where we write it; a GIF (or .ts, .mpg...)
+    becomes .mkv and a still of a type we do not write becomes .png, instead of a default
+    name that is itself refused."""
+    from vidcolor.cli_common import default_output
+
+    gif = tmp_path / "anim.gif"
+    with av.open(str(gif), "w") as container:
+        stream = container.add_stream("gif", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "gray"
+        for i in range(3):
+            grey = np.full((24, 32), 60 + 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(grey, format="gray")):
+                container.mux(packet)
+        container.mux(stream.encode())
+    scan = tmp_path / "scan.gif.bmp"
+    cv2.imwrite(str(scan), np.full((24, 32), 90, np.uint8))
+    assert default_output(str(gif)) == str(tmp_path / "anim_colour.mkv")
+    assert default_output(str(scan)) == str(tmp_path / "scan.gif_colour.bmp")
+    assert default_output(str(tmp_path / "reel.ts")) == str(tmp_path / "reel_colour.mkv")
+    assert default_output(str(tmp_path / "film.MOV")) == str(tmp_path / "film_colour.MOV")
+    result = invoke(["colorize", gif, "--model", model_path, "--render-size", "32", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert len(read_planes(tmp_path / "anim_colour.mkv")) == 3
+
+
 def test_empty_output_name_and_non_file_outputs_are_refused(tmp_path, clip, model_path):
     """``-o ""`` used to mean the default name; ``--overwrite`` used to replace a pipe (or, run
     as root, a device such as /dev/null) with a regular file."""

@@ -175,7 +175,8 @@ def render_options(fn: Callable) -> Callable:
 
 
 def default_output(input_path: str) -> str:
-    """The output name when ``-o`` is not given: ``IN_colour.EXT`` beside the input.
+    """The output name when ``-o`` is not given: ``IN_colour.EXT`` beside the input, EXT the
+    input's own where we can write that type, else ``.mkv`` for videos and ``.png`` for stills.
 
     Args:
         input_path: the input file.
@@ -183,5 +184,14 @@ def default_output(input_path: str) -> str:
     Returns:
         The output path.
     """
+    from vidcolor.io.atomic import IMAGE_OUTPUT_EXTENSIONS
+    from vidcolor.io.probe import media_kind
+    from vidcolor.io.remux import CONTAINER_FORMATS
+
     src = Path(input_path)
-    return str(src.with_name(f"{src.stem}_colour{src.suffix or '.mkv'}"))
+    suffix = src.suffix.lower()
+    if media_kind(src) == "image":
+        ext = src.suffix if suffix in IMAGE_OUTPUT_EXTENSIONS else ".png"
+    else:  # a type we do not write (.gif, .ts, .mpg, .wmv...): Matroska holds any stream
+        ext = src.suffix if suffix in CONTAINER_FORMATS else ".mkv"
+    return str(src.with_name(f"{src.stem}_colour{ext}"))

@@ -98,7 +98,7 @@ def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
 
 
 # What stills, previews and contact sheets can be written as (OpenCV's image writers).
-IMAGE_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+IMAGE_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def check_image_output(final_path: str | os.PathLike, overwrite: bool = False,

@@ -370,6 +370,34 @@ def test_still_image_keeps_size_and_luma(tmp_path, model_path):
     assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3  # and it has colour
 
 
+def test_still_keeps_its_bit_depth_and_transparency(tmp_path, model_path, caplog):
+    """A 16-bit scan comes out 16-bit with its luma to within a 16-bit step or two; a grey
+    cut-out with alpha keeps the alpha; where the output type cannot store either, a warning says so."""
+    ramp = (np.add.outer(np.arange(40), np.arange(56)) * 700 + 3000).astype(np.uint16)
+    src16 = tmp_path / "scan16.png"
+    cv2.imwrite(str(src16), ramp)
+    out16 = tmp_path / "scan16_colour.png"
+    colorize(ColorizeConfig(input=str(src16), output=str(out16), model=model_path, render_size=32, quiet=True))
+    written = cv2.imread(str(out16), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16
+    rgb = written[..., ::-1].astype(np.float64)
+    luma = rgb @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma - ramp).max() <= 2.0  # in 16-bit steps: the 8-bit path was off by up to 128
+    assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3 * 257
+
+    alpha = np.tile(np.arange(32, dtype=np.uint8) * 8, (24, 1))
+    cutout = tmp_path / "cutout.png"
+    cv2.imwrite(str(cutout), np.dstack([np.full((24, 32, 3), 90, np.uint8), alpha]))  # grey BGRA
+    for out, alpha_kept in ((tmp_path / "cutout_colour.png", True), (tmp_path / "cutout_colour.jpg", False)):
+        with caplog.at_level("WARNING", logger="vidcolor"):
+            colorize(ColorizeConfig(input=str(cutout), output=str(out), model=model_path, render_size=32, quiet=True))
+        written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        if alpha_kept:
+            assert written.shape[2] == 4 and np.array_equal(written[..., 3], alpha)
+        else:
+            assert written.shape[2] == 3 and "stores no transparency; the source's alpha is dropped" in caplog.text
+
+
 def test_python_api_matches_cli(tmp_path, model_path):
     src = make_clip(tmp_path / "in.mkv", frames=6, lossless=True, content="grey").path
     a, b = tmp_path / "a.mkv", tmp_path / "b.mkv"

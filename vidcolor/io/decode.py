@@ -331,6 +331,40 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
         )
 
 
+@dataclass
+class Still:
+    """A still image as read: colour, transparency and the bit depth it was stored with."""
+
+    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
+    alpha: np.ndarray | None  # (H, W) float32 in [0, 1], None when the image has none
+    bit_depth: int  # 8 or 16
+
+
+def read_still(path: str) -> Still:
+    """Read a still image (8- or 16-bit; grey, grey+alpha, colour or colour+alpha).
+
+    Args:
+        path: image file.
+
+    Returns:
+        A ``Still``.
+    """
+    import cv2  # only stills need it; keeps `import vidcolor.io` light
+
+    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None:
+        raise InputError(f"{path}: not a readable image")
+    bit_depth = 16 if img.dtype == np.uint16 else 8
+    img = img.astype(np.float32) / float((1 << bit_depth) - 1)
+    if img.ndim == 2:
+        img = img[..., None]
+    channels = img.shape[2]
+    alpha = np.ascontiguousarray(img[..., -1]) if channels in (2, 4) else None  # grey+alpha, BGRA
+    rgb = np.repeat(img[..., :1], 3, axis=2) if channels < 3 else np.ascontiguousarray(img[..., 2::-1])
+    return Still(rgb, alpha, bit_depth)
+
+
 def read_image(path: str) -> np.ndarray:
     """Read a still image as float RGB in [0, 1] (8- or 16-bit, grey or colour, alpha dropped).
 
@@ -340,16 +374,4 @@ def read_image(path: str) -> np.ndarray:
     Returns:
         ``(H, W, 3)`` float32.
     """
-    import cv2  # only stills need it; keeps `import vidcolor.io` light
-
-    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
-    if img is None:
-        raise InputError(f"{path}: not a readable image")
-    top = 65535.0 if img.dtype == np.uint16 else 255.0
-    img = img.astype(np.float32) / top
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[2] == 1:
-        return np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img[..., 2::-1] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2))
+    return read_still(path).rgb

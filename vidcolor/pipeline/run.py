@@ -36,7 +36,7 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output, check_image_output, check_output_path
-from vidcolor.io.decode import DecodeStats, Frame, iter_frames, read_image
+from vidcolor.io.decode import DecodeStats, Frame, Still, iter_frames, read_still
 from vidcolor.io.encode import AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported, resolve_codec, shift_bits
 from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
@@ -624,6 +624,39 @@ def colorize_rgb(model: Generator, luma: torch.Tensor, render_size: int, device:
     return rgb[0].clamp(0, 1).permute(1, 2, 0).numpy()
 
 
+# Image types that store 16 bits a sample, and those that store transparency (OpenCV's writers).
+_SIXTEEN_BIT_IMAGES = (".png", ".tif", ".tiff")
+_ALPHA_IMAGES = (".png", ".tif", ".tiff", ".webp")
+
+
+def _still_image(rgb: np.ndarray, source: Still, suffix: str, name: str) -> np.ndarray:
+    """The colour result as OpenCV writes it: the source's bit depth and transparency kept
+    where the output type can store them (a 16-bit scan stays 16-bit, a cut-out keeps its alpha).
+
+    Args:
+        rgb: ``(H, W, 3)`` float RGB in [0, 1].
+        source: the still as read.
+        suffix: the output's extension.
+        name: the output, for the warning.
+
+    Returns:
+        ``(H, W, 3 or 4)`` uint8 or uint16 BGR(A).
+    """
+    sixteen = source.bit_depth == 16 and suffix in _SIXTEEN_BIT_IMAGES
+    if source.bit_depth == 16 and not sixteen:
+        log.warning("%s: %s stores 8 bits a sample; the 16-bit source is rounded (write .png or .tif to keep 16)",
+                    name, suffix)
+    top, dtype = (65535.0, np.uint16) if sixteen else (255.0, np.uint8)
+    planes = [rgb[..., ::-1]]
+    if source.alpha is not None:
+        if suffix in _ALPHA_IMAGES:
+            planes.append(source.alpha[..., None])
+        else:
+            log.warning("%s: %s stores no transparency; the source's alpha is dropped (write .png to keep it)",
+                        name, suffix)
+    return (np.concatenate(planes, axis=2) * top + 0.5).astype(dtype)
+
+
 def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     """Colorize a still image; the output keeps the input's size and luma.
 
@@ -640,8 +673,8 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
         if given:  # silently ignoring them would leave the user believing they took effect
             raise UsageError(f"{name} is for videos; {cfg.input} is a still image")
     check_image_output(cfg.output, cfg.overwrite, [cfg.input])
-    rgb = read_image(cfg.input)
-    ycc = rgb_to_ycbcr(torch.from_numpy(rgb).permute(2, 0, 1))
+    still = read_still(cfg.input)
+    ycc = rgb_to_ycbcr(torch.from_numpy(still.rgb).permute(2, 0, 1))
     if float(ycc[1:].abs().mean()) > 0.02 and not cfg.force:
         raise UsageError(f"{cfg.input} looks like a colour image; pass --force to recolour it from its luma")
     device = pick_device(cfg.device)
@@ -650,8 +683,9 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     luma = ycc[:1][None]
     out = colorize_rgb(model, luma, cfg.render_size, device, style_code(model.style_names, cfg.style, cfg.strength))
     suffix = Path(cfg.output).suffix.lower() or ".png"
+    image = _still_image(out, still, suffix, cfg.output)
     with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
-        ok, data = cv2.imencode(suffix, (out[..., ::-1] * 255 + 0.5).astype(np.uint8))
+        ok, data = cv2.imencode(suffix, image)
         if not ok:
             raise OutputError(f"{cfg.output}: OpenCV could not encode the image as {suffix!r}")
         data.tofile(str(tmp))

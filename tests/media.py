@@ -253,7 +253,7 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
               pix_fmt: str = "yuv420p", codec: str | None = None, lossless: bool = False,
               audio: str | None = None, vfr: bool = False, content: str = "moving",
               color_meta: dict | None = None, subtitle: bool = False, rotation: int = 0,
-              gop: int = 4, seed: int = 0) -> Clip:
+              gop: int = 4, seed: int = 0, pts: list[int] | None = None) -> Clip:
     """Write a small synthetic clip with PyAV.
 
     Args:
@@ -274,13 +274,18 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         rotation: display-matrix rotation in degrees.
         gop: keyframe interval for inter codecs (small, so seeking is exercised).
         seed: grain seed.
+        pts: the frames' timestamps in the codec time base (1/rate, or 1/(2 rate) with
+            ``vfr``) instead of the generated ones, e.g. a film whose first frame is not at 0
+            (audio still starts at 0) or with a long gap; ``frames`` is then ``len(pts)``.
 
     Returns:
         A Clip describing what was written.
     """
     path = Path(path)
     codec = codec or _default_codec(path, lossless)
-    tb, pts = _timing(frames, rate, vfr)
+    tb, generated = _timing(frames, rate, vfr)
+    pts = generated if pts is None else list(pts)
+    frames = len(pts)
     full_range = (color_meta or {}).get("range") in ("pc", "jpeg", "full")
     seconds = float((pts[-1] + 1) * tb) if pts else 0.0
     planes = [synth_planes(i, width, height, frames, pix_fmt, content, full_range, seed) for i in range(frames)]

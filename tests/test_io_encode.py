@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given
@@ -123,6 +124,30 @@ def test_round_trip_keeps_frames_pts_and_time_base(tmp_path, ext, codec, kwargs)
     passthrough(clip.path, out, codec=codec)
     _assert_same_timing(clip.path, out)
     assert len(read_planes(out)) == 10
+
+
+def _avi_show_times(path) -> list[int]:
+    """When an AVI shows each picture, in its time base: AVI stores no pts, so a picture shows
+    at the time (index) of the packet it came out of the decoder with, as players and ffprobe's
+    best-effort timestamps have it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"  # frame threads would delay the output by themselves
+        times = []
+        for packet in container.demux(stream):
+            if packet.size:
+                times += [packet.dts] * len(stream.decode(packet))
+        return times
+
+
+def test_avi_shows_every_frame_at_its_source_time(tmp_path):
+    """x264's B-frames made the decoder hold back two frames, and AVI, without pts, then showed
+    every frame two frames late (80 ms at 25 fps)."""
+    clip = make_clip(tmp_path / "in.avi", frames=8, codec="mjpeg", pix_fmt="yuvj420p")  # intra, like many AVIs
+    out = tmp_path / "out.avi"
+    passthrough(clip.path, out, codec="x264")
+    assert _avi_show_times(clip.path) == clip.pts == list(range(8))
+    assert _avi_show_times(out) == clip.pts
 
 
 def test_mp4_keeps_a_coarse_time_base_exactly(tmp_path):

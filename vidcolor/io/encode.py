@@ -284,7 +284,8 @@ def encoder_options(codec: str, crf: int | None, fmt: OutputFormat) -> dict[str,
 
 
 def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | None, fmt: OutputFormat):
-    """Add and configure the encoder stream: size, format, time base, rate, colour tags, rotation.
+    """Add and configure the encoder stream: size, format, time base, rate, colour tags, rotation
+    (and no B-frames in AVI).
 
     Args:
         container: an open output container with nothing muxed yet.
@@ -305,6 +306,11 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         ctx.framerate = video.avg_rate
     if codec == "ffv1":
         ctx.gop_size = 1
+    if container.format.name == "avi":
+        # AVI stores no pts: a picture shows at its packet's place in decode order, so with an
+        # encoder that reorders (B-frames: x264, NVENC) every frame showed late by the decoder's
+        # reorder delay (x264: two frames, 80 ms at 25 fps).
+        ctx.max_b_frames = 0
     for attr, value in color_tags(video).items():
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:

@@ -382,6 +382,15 @@ def test_check_output_refuses_odd_size_for_x264_420(tmp_path):
     check_output_supported(tmp_path / "o.mkv", info, "ffv1")
 
 
+def test_ffv1_refuses_a_frame_it_cannot_slice_in_one_line(tmp_path):
+    """A frame no FFV1 slicing fits (3 pixels wide, over 288 tall: one slice is not offered) is
+    refused up front as FFV1's limit, not with advice to use .mkv."""
+    clip = make_clip(tmp_path / "strip.mov", width=3, height=300, frames=1, pix_fmt="gray", codec="png")
+    with pytest.raises(UsageError, match=r"FFV1 cannot cut a 3x300 yuv420p frame into slices; use --codec prores") as info:
+        check_output_supported(tmp_path / "out.mkv", probe(clip.path, verdict=False), "ffv1")
+    assert ".mkv or" not in str(info.value)
+
+
 # ------------------------------------------------------------------------------- atomic output
 
 

@@ -306,7 +306,7 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
               color_meta: dict | None = None, subtitle: bool = False, rotation: int = 0,
               gop: int = 4, seed: int = 0, tags: bool = False, chapters: bool = False,
               attachments: bool = False, timecode: bool = False, second_video: bool = False,
-              field_order: int = 0) -> Clip:
+              field_order: int = 0, pts: list[int] | None = None) -> Clip:
     """Write a small synthetic clip with PyAV.
 
     Args:
@@ -335,13 +335,18 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         timecode: the video's ``TIMECODE`` (MOV/MP4 then hold a timecode track).
         second_video: a second, one-frame video stream.
         field_order: FFmpeg's field order flag for the video (4: top field first).
+        pts: the frames' timestamps in the codec time base (1/rate, or 1/(2 rate) with
+            ``vfr``) instead of the generated ones, e.g. a film whose first frame is not at 0
+            (audio still starts at 0) or with a long gap; ``frames`` is then ``len(pts)``.
 
     Returns:
         A Clip describing what was written.
     """
     path = Path(path)
     codec = codec or _default_codec(path, lossless)
-    tb, pts = _timing(frames, rate, vfr)
+    tb, generated = _timing(frames, rate, vfr)
+    pts = generated if pts is None else list(pts)
+    frames = len(pts)
     full_range = (color_meta or {}).get("range") in ("pc", "jpeg", "full")
     seconds = float((pts[-1] + 1) * tb) if pts else 0.0
     rgb = av.video.format.VideoFormat(pix_fmt).is_rgb

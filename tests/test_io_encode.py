@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from hypothesis import given
@@ -156,6 +157,30 @@ def test_round_trip_keeps_frames_pts_and_time_base(tmp_path, ext, codec, kwargs)
     passthrough(clip.path, out, codec=codec)
     _assert_same_timing(clip.path, out)
     assert len(read_planes(out)) == 10
+
+
+def _avi_show_times(path) -> list[int]:
+    """When an AVI shows each picture, in its time base: AVI stores no pts, so a picture shows
+    at the time (index) of the packet it came out of the decoder with, as players and ffprobe's
+    best-effort timestamps have it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "SLICE"  # frame threads would delay the output by themselves
+        times = []
+        for packet in container.demux(stream):
+            if packet.size:
+                times += [packet.dts] * len(stream.decode(packet))
+        return times
+
+
+def test_avi_shows_every_frame_at_its_source_time(tmp_path):
+    """x264's B-frames made the decoder hold back two frames, and AVI, without pts, then showed
+    every frame two frames late (80 ms at 25 fps)."""
+    clip = make_clip(tmp_path / "in.avi", frames=8, codec="mjpeg", pix_fmt="yuvj420p")  # intra, like many AVIs
+    out = tmp_path / "out.avi"
+    passthrough(clip.path, out, codec="x264")
+    assert _avi_show_times(clip.path) == clip.pts == list(range(8))
+    assert _avi_show_times(out) == clip.pts
 
 
 def test_mp4_keeps_a_coarse_time_base_exactly(tmp_path):
@@ -388,6 +413,15 @@ def test_check_output_refuses_odd_size_for_x264_420(tmp_path):
     with pytest.raises(UsageError, match="x264"):
         check_output_supported(tmp_path / "o.mp4", info, "x264")
     check_output_supported(tmp_path / "o.mkv", info, "ffv1")
+
+
+def test_ffv1_refuses_a_frame_it_cannot_slice_in_one_line(tmp_path):
+    """A frame no FFV1 slicing fits (3 pixels wide, over 288 tall: one slice is not offered) is
+    refused up front as FFV1's limit, not with advice to use .mkv."""
+    clip = make_clip(tmp_path / "strip.mov", width=3, height=300, frames=1, pix_fmt="gray", codec="png")
+    with pytest.raises(UsageError, match=r"FFV1 cannot cut a 3x300 yuv420p frame into slices; use --codec prores") as info:
+        check_output_supported(tmp_path / "out.mkv", probe(clip.path, verdict=False), "ffv1")
+    assert ".mkv or" not in str(info.value)
 
 
 # ------------------------------------------------------------------------------- tags, chapters, attachments

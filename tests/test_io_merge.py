@@ -12,6 +12,7 @@ from tests.media import (
     TIMECODE,
     cover_png,
     damage_video_packets,
+    ffprobe_video_pts,
     make_clip,
     passthrough,
     read_packet_times,
@@ -20,9 +21,13 @@ from tests.media import (
 )
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.probe import probe, scan_timestamps
-from vidcolor.io.remux import merge_chunks
+from vidcolor.io.remux import decode_timestamps, merge_chunks, reorder_depth
 
 RANGES = [(0, 3), (4, 8), (9, 11)]
+# A variable-rate film whose first frame is at 1/30 s (not 0) with a 0.3 s gap after its third
+# frame (frames cut out), in 1/60 s: with B-frames before the gap, merged MP4/MOV chunks used to
+# start at 0.
+LATE_START_WITH_GAP = [2, 4, 6, *range(24, 44, 2)]
 
 
 def _chunks(tmp_path, source, ext: str, codec: str, ranges=RANGES, crf=None):
@@ -83,6 +88,43 @@ def test_merge_of_lossy_chunks_keeps_pictures_pts_and_audio(tmp_path, ext, codec
     for a, b in zip(pictures, merged_pictures):
         np.testing.assert_array_equal(a, b)  # packets copied, not re-encoded
     assert read_packets(merged, "audio") == source.audio_packets
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mov"])
+def test_merge_keeps_a_late_start_with_b_frames_before_a_gap(tmp_path, fixed_b_frames, ext):
+    """The merged film starts when the source does (1/30 s), by vidcolor's reading, PyAV's
+    decoding and ffprobe: merged dts used to be one time span before each pts, which after the
+    gap gave B-frames negative dts and an edit list that began before the first frame (the
+    video came out one frame early against the audio; ffprobe: "Missing key frame")."""
+    source = make_clip(tmp_path / f"film.{ext}", vfr=True, rate=Fraction(30), audio="aac", pts=LATE_START_WITH_GAP)
+    assert source.pts[0] > 0
+    chunks = _chunks(tmp_path, source.path, ext, "x264", ranges=[(0, 6), (7, 12)])
+    merged = tmp_path / f"merged.{ext}"
+    merge_chunks(chunks, str(merged), audio_from=str(source.path))
+    assert scan_timestamps(merged) == source.pts
+    assert [p[0] for p in read_planes(merged)] == source.pts
+    if (probed := ffprobe_video_pts(merged)) is not None:
+        assert probed == (source.pts, source.time_base)
+    assert read_packet_times(merged, "audio") == read_packet_times(source.path, "audio")
+
+
+@pytest.mark.parametrize("decode_order", [
+    [2, 24, 4, 6, 30, 26, 28],  # a P-frame after a gap decoded before the B-frames before it
+    [0, 3, 1, 2, 6, 4, 5],      # I P B B from 0
+    [5, 9, 7, 6, 8],            # B-pyramid, starting after 0
+    [1, 5, 3, 2, 4],            # starting after 0 but too early for the lead dts to stay >= 0
+    [0, 1, 2, 3],               # intra-only
+])
+def test_decode_timestamps_are_valid_and_start_with_the_first_frame(decode_order):
+    """dts increase, never pass their pts, and no packet with a negative dts has a smaller
+    pts - dts than the first (FFmpeg's MP4 muxer starts the edit list at the smallest)."""
+    dts = decode_timestamps(sorted(decode_order), reorder_depth(decode_order))
+    assert all(a < b for a, b in zip(dts, dts[1:]))
+    assert all(d <= p for d, p in zip(dts, decode_order))
+    first = decode_order[0] - dts[0]
+    assert all(p - d >= first for p, d in zip(decode_order, dts) if d < 0)
+    if decode_order[0] >= reorder_depth(decode_order):
+        assert min(dts) >= 0  # a film starting after 0 gets no negative dts where it has room
 
 
 def test_merge_without_source_checks_only_overlap(tmp_path, ffv1_source):

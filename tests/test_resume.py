@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests.media import damage_video_packets, ffprobe_duration, make_clip, read_packets, read_planes
+from tests.media import damage_video_packets, ffprobe_duration, ffprobe_video_pts, make_clip, read_packets, read_planes
 from tests.test_pipeline import assert_grey_levels_kept_and_coloured, tiny_generator
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
@@ -112,6 +112,24 @@ def test_variable_rate_film_keeps_its_length(tmp_path, resume):
     assert scan_timestamps(out) == clip.pts
     if (length := ffprobe_duration(out)) is not None:
         assert length == ffprobe_duration(clip.path)
+
+
+def test_resumed_mp4_starting_after_zero_keeps_its_start(tmp_path, fixed_b_frames):
+    """A variable-rate film whose first frame is at 1/30 s, with a gap after B-frames: the
+    resumed MP4 has the plain run's timestamps (it used to start at 0, one frame early against
+    the audio), by PyAV's decoding and by ffprobe."""
+    from tests.test_io_merge import LATE_START_WITH_GAP
+    from vidcolor.io.probe import scan_timestamps
+
+    clip = make_clip(tmp_path / "film.mp4", vfr=True, rate=Fraction(30), audio="aac", pts=LATE_START_WITH_GAP)
+    model = tiny_generator()
+    plain, resumed = tmp_path / "plain.mp4", tmp_path / "resumed.mp4"
+    colorize(cfg(clip.path, plain, codec="x264", resume=False), model)
+    colorize(cfg(clip.path, resumed, codec="x264", segment_frames=7), model)
+    assert scan_timestamps(plain) == scan_timestamps(resumed) == clip.pts
+    assert [p[0] for p in read_planes(resumed)] == [p[0] for p in read_planes(plain)] == clip.pts
+    if (probed := ffprobe_video_pts(resumed)) is not None:
+        assert probed == ffprobe_video_pts(plain)
 
 
 def test_damaged_film_resumes_and_merges_like_a_single_run(tmp_path, monkeypatch, caplog):

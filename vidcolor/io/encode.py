@@ -169,10 +169,17 @@ def encoder_opens(codec: str) -> bool:
     Returns:
         True when a small encoder context opens.
     """
+    return codec in CODECS and _context_opens(CODECS[codec], 256, 256, "yuv420p")
+
+
+@functools.lru_cache(maxsize=None)
+def _context_opens(encoder: str, width: int, height: int, pix_fmt: str, options: tuple = ()) -> bool:
+    """Whether an FFmpeg encoder opens for this size, pixel format and ``(name, value)`` options."""
     try:
-        ctx = av.codec.CodecContext.create(CODECS[codec], "w")
-        ctx.width, ctx.height, ctx.pix_fmt = 256, 256, "yuv420p"
+        ctx = av.codec.CodecContext.create(encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, pix_fmt
         ctx.time_base = Fraction(1, 25)
+        ctx.options = dict(options)
         ctx.open()
         return True
     except (av.error.FFmpegError, OSError, ValueError, KeyError):
@@ -302,11 +309,19 @@ def encoder_options(codec: str, crf: int | None, fmt: OutputFormat) -> dict[str,
         return {"profile": _PRORES_PROFILE_4444 if fmt.chroma_shift == (0, 0) else _PRORES_PROFILE_HQ,
                 "vendor": "apl0"}
     # FFV1 version 3: multithreaded slices with CRCs, every frame a keyframe (lossless archive).
-    return {"level": "3", "slicecrc": "1", "coder": "range_def", "context": "1"}
+    options = {"level": "3", "slicecrc": "1", "coder": "range_def", "context": "1"}
+    if not _context_opens(CODECS[codec], fmt.width, fmt.height, fmt.pix_fmt, tuple(options.items())):
+        # FFV1 picks at least two slices itself, and in version 3 their edges must fall on chroma
+        # samples, which a tiny frame cannot give (3x3 or 4x3 in 4:2:0, 1 pixel wide): it refused
+        # to open ("Function not implemented"). One slice fits, and FFV1 takes it up to 352x288;
+        # a larger frame that no slicing fits is refused up front (_check_ffv1_slices).
+        options["slices"] = "1"
+    return options
 
 
 def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | None, fmt: OutputFormat):
-    """Add and configure the encoder stream: size, format, time base, rate, colour tags, rotation.
+    """Add and configure the encoder stream: size, format, time base, rate, colour tags, rotation
+    (and no B-frames in AVI).
 
     Args:
         container: an open output container with nothing muxed yet.
@@ -327,6 +342,11 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         ctx.framerate = video.avg_rate
     if codec == "ffv1":
         ctx.gop_size = 1
+    if container.format.name == "avi":
+        # AVI stores no pts: a picture shows at its packet's place in decode order, so with an
+        # encoder that reorders (B-frames: x264, NVENC) every frame showed late by the decoder's
+        # reorder delay (x264: two frames, 80 ms at 25 fps).
+        ctx.max_b_frames = 0
     for attr, value in color_tags(video, fmt).items():
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:
@@ -596,6 +616,7 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
     # twin can be opened here even where the hardware cannot (a farm's driver machine).
     codec = {"nvenc-h264": "x264", "nvenc-hevc": "x265"}.get(codec, codec)
     _check_size_fits_subsampling(path, codec, fmt)
+    _check_ffv1_slices(path, codec, fmt)
     error = _header_error(format_name, video, codec, [])
     if error is not None:
         raise UsageError(f"cannot write {codec} ({fmt.pix_fmt} {fmt.width}x{fmt.height}) to {path}: {error}; "
@@ -611,6 +632,15 @@ def _check_size_fits_subsampling(path, codec: str, fmt: OutputFormat) -> None:
         raise UsageError(f"cannot write {path}: {codec} needs a width and height divisible by "
                          f"{1 << sx} and {1 << sy} for {fmt.pix_fmt}, the video is {fmt.width}x{fmt.height}; "
                          "use --codec ffv1 or prores to keep its exact size")
+
+
+def _check_ffv1_slices(path, codec: str, fmt: OutputFormat) -> None:
+    """FFV1 refuses a frame it cannot cut into slices (even one slice, e.g. 3x300 in 4:2:0):
+    no container would take it, so the usual "use .mkv" advice would be wrong."""
+    if codec == "ffv1" and not _context_opens(CODECS[codec], fmt.width, fmt.height, fmt.pix_fmt,
+                                              tuple(encoder_options(codec, None, fmt).items())):
+        raise UsageError(f"cannot write {path}: FFV1 cannot cut a {fmt.width}x{fmt.height} {fmt.pix_fmt} frame into "
+                         "slices; use --codec prores, or x264 for even sizes")
 
 
 # The containers offered instead when one refuses a stream, by muxer name.

@@ -470,7 +470,7 @@ class _Chunk:
     height: int
     pix_fmt: str
     extradata: bytes
-    reorder_delay: int = 0  # how far decode order runs ahead of presentation, in time-base units
+    reorder_depth: int = 0  # how many frames decode order runs ahead of presentation
 
     @property
     def times(self) -> list[Fraction]:
@@ -489,17 +489,51 @@ def _decode_order_pts(container, stream, path: str) -> list[int]:
     return stamps
 
 
-def reorder_delay(decode_order_pts: list[int]) -> int:
-    """Smallest shift D such that dts = (i-th smallest pts) - D never passes a packet's own pts.
+def reorder_depth(decode_order_pts: list[int]) -> int:
+    """Smallest K such that each packet's pts is at least the pts K frames earlier in presentation order.
 
     Args:
-        decode_order_pts: pts of packets in decode order.
+        decode_order_pts: distinct pts of packets in decode order.
 
     Returns:
-        D >= 0 (0 when there is no reordering, e.g. intra-only codecs).
+        K >= 0 (0 when there is no reordering, e.g. intra-only codecs; 2 for x264's usual
+        B-frames).
     """
-    ordered = sorted(decode_order_pts)
-    return max([0] + [s - p for s, p in zip(ordered, decode_order_pts)])
+    rank = {stamp: i for i, stamp in enumerate(sorted(decode_order_pts))}
+    return max([0] + [i - rank[stamp] for i, stamp in enumerate(decode_order_pts)])
+
+
+def decode_timestamps(presentation_pts: list[int], depth: int) -> list[int]:
+    """Decoding timestamps, as an encoder sets them, for packets whose sorted pts are ``presentation_pts``.
+
+    The i-th packet (decode order) decodes at the pts of the frame ``depth`` places before the
+    i-th in presentation order; the first ``depth`` packets get evenly spaced times just before
+    the first frame. Such dts are strictly increasing and never pass their packet's pts.
+
+    Why in frames, not one time span before each pts: FFmpeg's MP4/MOV muxer starts the edit
+    list at the smallest pts - dts among packets with a negative dts (FFmpeg 8, found by
+    experiment). After a long gap in a variable-rate film, one time span as long as the gap
+    gave the B-frames before it negative dts and a smaller pts - dts than the first frame's, so
+    the edit list began before the first frame and FFmpeg's demuxer (ffprobe, PyAV)
+    moved the video to that start: a film starting at 0.033 s came out at 0. For the same
+    reason the first dts stay at or above 0 where the first pts leaves room for them.
+
+    Args:
+        presentation_pts: the packets' pts in presentation (sorted) order.
+        depth: ``reorder_depth`` of the packets (the largest of all merged chunks).
+
+    Returns:
+        One dts per packet, in decode order.
+    """
+    if not depth or not presentation_pts:
+        return list(presentation_pts)
+    first = presentation_pts[0]
+    steps = [b - a for a, b in zip(presentation_pts, presentation_pts[1:])]
+    step = min(steps) if steps else 1
+    if first > 0:
+        step = max(1, min(step, first // depth))
+    lead = [first - (depth - i) * step for i in range(depth)]
+    return (lead + presentation_pts)[: len(presentation_pts)]
 
 
 def _read_chunk(path: str) -> _Chunk:
@@ -513,7 +547,7 @@ def _read_chunk(path: str) -> _Chunk:
         chunk = _Chunk(path=str(path), pts=sorted(decode_order), time_base=Fraction(stream.time_base),
                        codec=ctx.codec.canonical_name, width=ctx.width, height=ctx.height,
                        pix_fmt=ctx.format.name if ctx.format else "?", extradata=bytes(ctx.extradata or b""),
-                       reorder_delay=reorder_delay(decode_order))
+                       reorder_depth=reorder_depth(decode_order))
     if not chunk.pts:
         raise UsageError(f"chunk {path} holds no frames; re-render it")
     return chunk
@@ -654,14 +688,11 @@ def _merged_dts(chunks: list[_Chunk]) -> Iterator[int]:
     """Decoding timestamps for the merged stream, one per packet in file order.
 
     Each chunk's encoder started its own decode clock, and Matroska keeps no dts at all, so
-    chunk dts cannot simply be concatenated. Any strictly increasing dts that never passes
-    its packet's pts is valid; the i-th smallest pts minus the largest reordering delay of
-    all chunks is one (for intra-only codecs it is the pts itself). Presentation is untouched.
+    chunk dts cannot simply be concatenated: they are set again for the whole film as an
+    encoder would (``decode_timestamps``). Presentation is untouched.
     """
-    delay = max(c.reorder_delay for c in chunks)
-    for chunk in chunks:
-        for stamp in chunk.pts:
-            yield stamp - delay
+    pts = [stamp for chunk in chunks for stamp in chunk.pts]  # chunks are in time order
+    yield from decode_timestamps(pts, max(c.reorder_depth for c in chunks))
 
 
 def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None) -> tuple[int, int]:

@@ -404,3 +404,9 @@ def test_true_colour_references_bring_the_model_closer_to_the_truth(report, data
 def test_bad_references_are_refused(data, bad):
     with pytest.raises(UsageError, match="frame numbers"):
         ev.evaluate(data["model"], [data["photos"]], references=bad, progress=False)
+
+
+def test_a_reference_past_max_frames_is_refused(data):
+    """No clip could use it; scoring without it would read as a result with references."""
+    with pytest.raises(UsageError, match=r"--reference-frame 100 is past --max-frames 5 \(frames 0 to 4 are scored\)"):
+        ev.evaluate(data["model"], [data["clip"].path], max_frames=5, references=[0, 100], progress=False)

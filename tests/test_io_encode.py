@@ -384,7 +384,7 @@ def test_unknown_codec_is_a_usage_error(tmp_path):
 @pytest.mark.parametrize("source_kwargs, out_name, codec, message", [
     ({}, "out.mp4", "prores", "prores"),
     ({}, "out.mov", "ffv1", "ffv1"),
-    ({}, "out.webm", "x264", "x264"),
+    ({}, "out.webm", "x264", "unknown output extension '.webm'; use one of .avi, .m4v, .mkv, .mov, .mp4"),
     ({"subtitle": True}, "out.mp4", "x264", "subtitle"),
     ({}, "out.avi", "x265", "x265"),
     ({}, "out.flv", "x264", "extension"),

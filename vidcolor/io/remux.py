@@ -26,9 +26,10 @@ log = logging.getLogger("vidcolor")
 
 COPY_KINDS = ("audio", "subtitle", "data")
 
-# Output containers by extension (muxer names).
+# Output containers by extension (muxer names). No .webm: it takes only VP8/VP9/AV1, none of
+# which we encode, so offering it only led to a refusal for every codec.
 CONTAINER_FORMATS = {
-    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi", ".webm": "webm",
+    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi",
 }
 _MP4_FAMILY = {"mp4", "mov"}
 

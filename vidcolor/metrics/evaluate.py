@@ -585,6 +585,10 @@ def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequ
     t0 = time.time()
     _check_options(render_size, smooth, max_frames, max_images, flow_name)
     references = _check_references(references)
+    beyond = [r for r in references if max_frames and r >= max_frames]
+    if beyond:  # no clip could use it: measuring without it would look like a result with it
+        raise UsageError(f"--reference-frame {beyond[0]} is past --max-frames {max_frames} (frames 0 to "
+                         f"{max_frames - 1} are scored)")
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     groups, clips = find_data(paths)
     if not groups and not clips:

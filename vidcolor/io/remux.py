@@ -298,7 +298,7 @@ def _first_payload(source, stream) -> bytes:
     return b""
 
 
-def apply_plan(plan: StreamPlan, source, output, video_stream=None) -> dict:
+def apply_plan(plan: StreamPlan, source, output, video_stream=None) -> tuple[dict, list]:
     """Add the planned copies, attachments, cover art, chapters and tags to ``output``.
 
     Must run before anything is muxed (streams, attachments and chapters go in the header).

@@ -183,6 +183,21 @@ def test_avi_shows_every_frame_at_its_source_time(tmp_path):
     assert _avi_show_times(out) == clip.pts
 
 
+def test_avi_from_a_fine_time_base_counts_its_real_frames(tmp_path):
+    """From an MP4's 1/12800 time base FFmpeg's AVI muxer padded every frame with empty index
+    entries (50 frames were counted as 1200); a constant-rate film is written in frame periods."""
+    clip = make_clip(tmp_path / "in.mp4", frames=8, content="grey")
+    source_tb, source_pts = _timing(clip.path)
+    assert source_tb < Fraction(1, 1000)
+    out = tmp_path / "out.avi"
+    passthrough(clip.path, out, codec="x264")
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.frames == 8 and Fraction(stream.time_base) == Fraction(1, 25)
+        out_tb = Fraction(stream.time_base)
+    assert [t * out_tb for t in _avi_show_times(out)] == [p * source_tb for p in source_pts]
+
+
 def test_mp4_keeps_a_coarse_time_base_exactly(tmp_path):
     # MP4 would pick its own timescale (1/1000 -> 1/16000); the writer asks for the source's.
     clip = make_clip(tmp_path / "ms.mkv", frames=8, vfr=True, lossless=True)

@@ -415,6 +415,13 @@ class OutputWriter:
         video = replace(source.video, interlaced=False, field_order=0) if deinterlaced else source.video
         self.format = output_format(source.video, codec)
         self._time_base = Fraction(source.video.time_base)
+        # AVI counts time in frames: given a fine time base (an MP4's 1/12800), FFmpeg's AVI
+        # muxer pads every frame with empty index entries (50 frames read back as 1200). A
+        # constant-rate film is written in frame periods instead: the same instants.
+        self._encoder_base = self._time_base
+        if container_format(path) == "avi" and not video.is_vfr and video.avg_rate:
+            self._encoder_base = 1 / Fraction(video.avg_rate)
+            video = replace(video, time_base=self._encoder_base)
         self._color_tags = color_tags(source.video, self.format)
         self._last_pts: int | None = None
         self._durations: dict[int, int] = {}  # pts -> duration of frames still in the encoder
@@ -465,8 +472,8 @@ class OutputWriter:
             rows[:, : plane.width] = data  # written in place: no copy of the padded plane
         for attr, value in self._color_tags.items():
             setattr(frame, attr, value)
-        frame.pts = pts
-        frame.time_base = self._time_base
+        frame.pts = pts if self._encoder_base == self._time_base else round(pts * self._time_base / self._encoder_base)
+        frame.time_base = self._encoder_base
         return frame
 
     def write(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, pts: int, duration: int | None = None) -> None:

@@ -462,11 +462,14 @@ def test_previews_sheets_and_reports_never_clobber_a_file(tmp_path, clip, model_
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), np.full((24, 32), 90, np.uint8))
     photo_bytes, clip_bytes = photo.read_bytes(), clip.read_bytes()
+    (tmp_path / "shots.png").mkdir()
     out = tmp_path / "out.mkv"
     for preview, extra, code, needle in (
             (photo, (), 4, "exists; pass --overwrite"),
             (photo, ("--reference", f"{photo}@0", "--overwrite"), 4, "same file as the input"),
             (out, ("--overwrite",), 2, "cannot write an image as .mkv"),
+            (tmp_path / "out.png", ("-o", tmp_path / "out.png"), 4, "same file as the output"),
+            (tmp_path / "shots.png", (), 4, "is a directory; give a file name such as"),
             (tmp_path / "sheet.mp4", (), 2, "cannot write an image as .mp4; use .png, .jpg or .tif"),
             (tmp_path / "missing" / "p.png", (), 4, "does not exist")):
         error_line(invoke(colorize_args(clip, out, model_path, "--preview", preview, *extra)), code, str(preview), needle)
@@ -491,6 +494,17 @@ def test_still_images_refuse_video_only_options(tmp_path, model_path):
         error_line(invoke(colorize_args(photo, out, model_path, *extra)), 2, needle, "is a still image")
     error_line(invoke(colorize_args(photo, tmp_path / "photo.mp4", model_path)), 2, "cannot write an image as .mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_still_images_take_encoding_options_with_a_note(tmp_path, model_path, caplog):
+    """A batch may pass --codec or --resume to every file of a folder: a still is colorized,
+    with one note that those options did nothing for it."""
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.full((24, 32), 90, np.uint8))
+    with caplog.at_level(logging.WARNING, logger="vidcolor"):
+        result = invoke(colorize_args(photo, tmp_path / "out.png", model_path, "--codec", "ffv1", "--resume"))
+    assert result.exit_code == 0, result.output
+    assert "--codec, --resume have no effect on a still image" in caplog.text
 
 
 def test_read_only_output_folder(tmp_path, clip, model_path, monkeypatch):
@@ -888,6 +902,11 @@ def test_empty_output_name_and_non_file_outputs_are_refused(tmp_path, clip, mode
     as root, a device such as /dev/null) with a regular file."""
     error_line(invoke(["colorize", clip, "-o", "", "--model", model_path]), 2, "'--output'", "is empty")
     error_line(invoke(["farm", clip, "-o", " "]), 2, "'--output'", "is empty")
+    for args, option in ((colorize_args(clip, tmp_path / "o.mkv", model_path, "--preview", ""), "'--preview'"),
+                         (["styles", "--sheet", "", "--image", clip], "'--sheet'"),
+                         (["eval", clip, "--json", ""], "'--json'"),
+                         (["farm", clip, "--chunk-dir", ""], "'--chunk-dir'")):
+        error_line(invoke(args), 2, option, "is empty")  # was silently no preview, sheet or report
     fifo = tmp_path / "pipe.mkv"
     os.mkfifo(fifo)
     error_line(invoke(colorize_args(clip, fifo, model_path, "--overwrite")), 4, "is not a regular file")

@@ -298,7 +298,8 @@ def test_property_any_number_loads_or_is_refused_naming_its_key(key, value):
 @pytest.mark.parametrize("key, value", [("batch_size", -3), ("crop", 7), ("workers", -1), ("lr_g", float("nan")),
                                         ("seed", -1), ("max_photo_side", 0), ("ema_decay", 5.0),
                                         ("video_fraction", 2.0), ("hint_probability", -1.0), ("loss.vgg_size", 8),
-                                        ("model.levels", 0), ("loss.adversarial", "wasserstein")])
+                                        ("model.levels", 0), ("loss.adversarial", "wasserstein"),
+                                        ("loss.vgg_layers", [])])
 def test_values_training_cannot_use_are_refused(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}' must be"):
         load(TINY, {key: value})

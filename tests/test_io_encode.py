@@ -198,6 +198,24 @@ def test_avi_from_a_fine_time_base_counts_its_real_frames(tmp_path):
     assert [t * out_tb for t in _avi_show_times(out)] == [p * source_tb for p in source_pts]
 
 
+def test_the_video_keeps_its_default_flag(tmp_path):
+    """Matroska cleared the new video stream's "default" flag, which the source's had."""
+    plain = make_clip(tmp_path / "plain.mkv", frames=3, lossless=True, content="grey").path
+    flagged = tmp_path / "flagged.mkv"
+    with av.open(str(plain)) as source, av.open(str(flagged), "w") as out:
+        copy = out.add_stream_from_template(source.streams.video[0])
+        copy.disposition = av.stream.Disposition.default
+        for packet in source.demux(source.streams.video[0]):
+            if packet.size:
+                packet.stream = copy
+                out.mux(packet)
+    out = tmp_path / "out.mkv"
+    passthrough(flagged, out)
+    for path in (flagged, out):
+        with av.open(str(path)) as container:
+            assert container.streams.video[0].disposition & av.stream.Disposition.default, path
+
+
 def test_mp4_keeps_a_coarse_time_base_exactly(tmp_path):
     # MP4 would pick its own timescale (1/1000 -> 1/16000); the writer asks for the source's.
     clip = make_clip(tmp_path / "ms.mkv", frames=8, vfr=True, lossless=True)

@@ -173,6 +173,18 @@ def test_rgb_source_keeps_its_grey_levels_and_gets_colour(tmp_path, model_path, 
     assert_grey_levels_kept_and_coloured(src, out)
 
 
+@pytest.mark.parametrize("pix_fmt, codec", [("bgr0", "ffv1"), ("yuvj420p", "mjpeg")])
+def test_full_range_film_in_avi_ffv1_keeps_its_grey_levels(tmp_path, model_path, pix_fmt, codec):
+    """Neither AVI nor FFV1 stores a range, so players read limited range: a full-range source
+    (RGB, JPEG range) written there full range came out about 10 code values off; it is now
+    rescaled to limited range, as for ProRes."""
+    src = make_clip(tmp_path / "in.mkv", frames=4, pix_fmt=pix_fmt, codec=codec, content="grey").path
+    out = tmp_path / "out.avi"
+    run(src, out, model_path, codec="ffv1")
+    assert not probe(out, verdict=False).video.full_range
+    assert_grey_levels_kept_and_coloured(src, out)
+
+
 def test_frame_range_writes_a_video_only_chunk_with_source_timestamps(tmp_path, model_path):
     clip = make_clip(tmp_path / "in.mkv", frames=20, audio="aac", lossless=True, content="grey")
     out = tmp_path / "chunk.mkv"

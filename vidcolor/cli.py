@@ -106,7 +106,7 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
 @click.option("-o", "--output", "output", type=click.Path(), callback=non_empty_path,
               help="Output file (default: IN_colour.EXT).")
 @click.option("--frames", default=None, metavar="S-E", help="Only frames S..E (inclusive, 0-based): a farm chunk.")
-@click.option("--preview", default=None, type=click.Path(), help="Write a contact sheet PNG (input beside output).")
+@click.option("--preview", default=None, type=click.Path(), callback=non_empty_path, help="Write a contact sheet PNG (input beside output).")
 @click.option("--resume", is_flag=True, help="Render in segments kept across crashes; rerun the same command to continue.")
 @click.option("--segment-frames", default=500, show_default=True, type=int, help="Frames per --resume segment.")
 @render_options
@@ -141,7 +141,7 @@ def probe(input_path) -> None:
 
 @main.command()
 @click.option("--model", default="default", show_default=True, help="Model name or path.")
-@click.option("--sheet", default=None, type=click.Path(), help="Write a thumbnail sheet PNG: --image in every style.")
+@click.option("--sheet", default=None, type=click.Path(), callback=non_empty_path, help="Write a thumbnail sheet PNG: --image in every style.")
 @click.option("--image", default=None, type=click.Path(), help="Image or video (first frame) for --sheet.")
 @click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")

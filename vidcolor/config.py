@@ -122,6 +122,7 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
     **{(LossConfig, k): _at_least(0) for k in ("lambda_adv", "lambda_l1", "lambda_perceptual", "lambda_style",
                                                "lambda_identity", "lambda_flicker")},
     (LossConfig, "adversarial"): ("hinge or nonsaturating", lambda v: v in ("hinge", "nonsaturating")),
+    (LossConfig, "vgg_layers"): ("a list of at least one VGG layer", lambda v: len(v) >= 1),
     (LossConfig, "vgg_size"): ("0 (the crop size) or at least 32", lambda v: v == 0 or v >= 32),
     **{(TrainConfig, k): _at_least(0) for k in ("seed", "workers", "steps_colorize", "steps_style")},
     **{(TrainConfig, k): _at_least(1) for k in ("batch_size", "log_every", "sample_every", "checkpoint_every",

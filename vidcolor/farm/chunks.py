@@ -188,6 +188,10 @@ class ChunkLayout:
         return self.folder / MANIFEST_NAME
 
 
+def _shown(value: Any) -> str:
+    return "not set" if value is None else repr(value)
+
+
 def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: str = "pass another --chunk-dir") -> None:
     """Refuse to reuse a chunk folder whose finished chunks were made from another source or
     with other settings; otherwise (re)write the manifest, creating the folder if needed.
@@ -221,8 +225,8 @@ def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: 
             if old.get(key) != wanted.get(key):
                 raise UsageError(
                     f"the chunks in {layout.folder} were rendered with other settings ({key}: "
-                    f"{old.get(key)!r} then, {wanted.get(key)!r} now); delete that folder to start "
-                    f"over, or {elsewhere}")
+                    f"{_shown(old.get(key))} then, {_shown(wanted.get(key))} now); delete that folder to "
+                    f"start over, or {elsewhere}")
         return
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "settings": wanted}, indent=2) + "\n", encoding="utf-8")

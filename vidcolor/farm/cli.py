@@ -41,7 +41,7 @@ def merge_command(chunks, output, audio_from, overwrite) -> None:
               help="Ray cluster to use (default: start a local Ray instance).")
 @click.option("--workers", default=None, type=click.IntRange(min=1),
               help="Most chunks rendered at once (default: one per CPU, or per GPU with CUDA).")
-@click.option("--chunk-dir", default=None, type=click.Path(), help="Chunk folder (default: OUT_STEM.chunks beside OUT).")
+@click.option("--chunk-dir", default=None, type=click.Path(), callback=non_empty_path, help="Chunk folder (default: OUT_STEM.chunks beside OUT).")
 @click.option("--keep-chunks", is_flag=True, help="Keep the chunk files after merging.")
 @click.option("--max-retries", default=3, show_default=True, type=click.IntRange(min=0),
               help="Times a chunk is re-run when its worker dies.")

@@ -64,7 +64,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
-                      input_paths: Sequence[str | os.PathLike] = (), what: str = "output") -> Path:
+                      input_paths: Sequence[str | os.PathLike] = (), what: str = "output",
+                      output_paths: Sequence[str | os.PathLike] = (), example: str = "out.mp4") -> Path:
     """Refuse an output path that would clobber an input, an existing file, or cannot be written.
 
     Args:
@@ -72,6 +73,8 @@ def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
         overwrite: allow replacing an existing file (never an input).
         input_paths: files the job reads.
         what: how the message names the path (``"output"``, ``"--preview"``, ...).
+        output_paths: other files the job writes (a preview must not be the video).
+        example: a file name to suggest when ``final_path`` is a folder.
 
     Returns:
         ``final_path`` as a Path.
@@ -83,8 +86,11 @@ def check_output_path(final_path: str | os.PathLike, overwrite: bool = False,
     for source in input_paths:
         if _same_file(final, Path(source)):
             raise OutputError(f"{what} {final} is the same file as the input {source}; choose another output name")
+    for other in output_paths:
+        if _same_file(final, Path(other)):
+            raise OutputError(f"{what} {final} is the same file as the output {other}; choose another name")
     if final.is_dir():
-        raise OutputError(f"{what} {final} is a directory; give a file name such as {final / 'out.mp4'}")
+        raise OutputError(f"{what} {final} is a directory; give a file name such as {final / example}")
     if final.exists() and not final.is_file():  # --overwrite would replace a device or a pipe
         raise OutputError(f"{what} {final} is not a regular file (a device, pipe or socket); give a file name")
     if final.exists() and not overwrite:
@@ -102,7 +108,8 @@ IMAGE_OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".w
 
 
 def check_image_output(final_path: str | os.PathLike, overwrite: bool = False,
-                       input_paths: Sequence[str | os.PathLike] = (), what: str = "output") -> Path:
+                       input_paths: Sequence[str | os.PathLike] = (), what: str = "output",
+                       output_paths: Sequence[str | os.PathLike] = ()) -> Path:
     """``check_output_path`` for an image, refusing first a type OpenCV cannot write.
 
     Args:
@@ -110,6 +117,7 @@ def check_image_output(final_path: str | os.PathLike, overwrite: bool = False,
         overwrite: allow replacing an existing file (never an input).
         input_paths: files the job reads (and other files it writes).
         what: how the message names the path (``"output"``, ``"--preview"``, ...).
+        output_paths: other files the job writes.
 
     Returns:
         ``final_path`` as a Path.
@@ -122,7 +130,7 @@ def check_image_output(final_path: str | os.PathLike, overwrite: bool = False,
     if suffix not in IMAGE_OUTPUT_EXTENSIONS:
         raise UsageError(f"{what} {final_path}: cannot write an image as {suffix or 'a file without extension'}; "
                          "use .png, .jpg or .tif")
-    return check_output_path(final_path, overwrite, input_paths, what)
+    return check_output_path(final_path, overwrite, input_paths, what, output_paths, example="out.png")
 
 
 def temporary_name(final: Path) -> Path:

@@ -99,7 +99,7 @@ def _supported_formats(encoder: str) -> set[str]:
         raise UsageError(f"this FFmpeg build has no {encoder} encoder; choose another --codec") from exc
 
 
-def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
+def output_format(video: VideoStreamInfo, codec: str, container: str | None = None) -> OutputFormat:
     """The pixel layout ``codec`` writes for a source.
 
     x264/x265 keep the subsampling and bit depth (gray becomes 4:2:0 since the output has
@@ -110,10 +110,12 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
     FFV1 keeps the source's family and depth exactly (gray becomes 4:2:0 of the same depth),
     so luma can be compared bit for bit. RGB sources, which decode turns into full-range
     YCbCr 4:4:4, are written as YCbCr 4:4:4 (tagged by ``color_tags``) with every codec.
+    FFV1 in AVI is limited range too: neither stores a range, so it would be read as limited.
 
     Args:
         video: the source's video stream.
         codec: a key of ``CODECS``.
+        container: the output's muxer name, where known (``"avi"`` changes the range).
 
     Returns:
         An OutputFormat.
@@ -136,7 +138,8 @@ def output_format(video: VideoStreamInfo, codec: str) -> OutputFormat:
     if pix_fmt not in _supported_formats(CODECS[codec]):
         family = "444"
         pix_fmt = _pix_fmt_name(family, depth)
-    full_range = video.full_range and codec != "prores"
+    range_unstored = codec == "prores" or (codec == "ffv1" and container == "avi")
+    full_range = video.full_range and not range_unstored
     return OutputFormat(pix_fmt=pix_fmt, bit_depth=depth, chroma_shift=_SHIFTS[family], width=video.width,
                         height=video.height, full_range=full_range, matrix=video.matrix)
 
@@ -413,7 +416,7 @@ class OutputWriter:
             raise InputError(f"{source.path} has no video stream")
         self.path = str(path)
         video = replace(source.video, interlaced=False, field_order=0) if deinterlaced else source.video
-        self.format = output_format(source.video, codec)
+        self.format = output_format(source.video, codec, container_format(path))
         self._time_base = Fraction(source.video.time_base)
         # AVI counts time in frames: given a fine time base (an MP4's 1/12800), FFmpeg's AVI
         # muxer pads every frame with empty index entries (50 frames read back as 1200). A
@@ -581,7 +584,7 @@ def _header_error(format_name: str, video: VideoStreamInfo, codec: str, source=N
     except OutputError as exc:
         return str(exc)
     try:
-        stream = add_video_stream(container, video, codec, None, output_format(video, codec))
+        stream = add_video_stream(container, video, codec, None, output_format(video, codec, format_name))
         covers = apply_plan(plan, source, container, stream)[1] if plan is not None else []
         container.start_encoding()
         for packet in covers:
@@ -618,7 +621,7 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
         raise InputError(f"{source.path} has no video stream")
     format_name = container_format(path)
     video = source.video
-    fmt = output_format(video, codec)
+    fmt = output_format(video, codec, format_name)
     # A container takes NVENC's stream as it takes its software twin's (same bitstream); the
     # twin can be opened here even where the hardware cannot (a farm's driver machine).
     codec = {"nvenc-h264": "x264", "nvenc-hevc": "x265"}.get(codec, codec)

@@ -13,7 +13,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import av
 
@@ -185,6 +185,7 @@ class StreamPlan:
     container_tags: dict
     chapters: tuple
     dropped: tuple[tuple[str, str], ...]
+    video_disposition: Any = None  # the source video's flags (default...), for the new video stream
 
 
 def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS) -> StreamPlan:
@@ -231,7 +232,8 @@ def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS)
     timecode = video_tags.pop("timecode", None) or timecode
     return StreamPlan(copied=tuple(copied), covers=tuple(covers), attachments=tuple(attachments), timecode=timecode,
                       video_tags=video_tags, container_tags=_kept_tags(dict(container.metadata)),
-                      chapters=tuple(container.chapters()), dropped=tuple(dropped))
+                      chapters=tuple(container.chapters()), dropped=tuple(dropped),
+                      video_disposition=video.disposition if video is not None else None)
 
 
 def describe_stream(stream) -> str:
@@ -337,6 +339,8 @@ def apply_plan(plan: StreamPlan, source, output, video_stream=None) -> tuple[dic
             output.add_attachment(filename, stream.metadata.get("mimetype") or _COVER_MIMETYPES[codec], payload)
     if video_stream is not None:
         video_stream.metadata.update(plan.video_tags)
+        if plan.video_disposition is not None:  # Matroska otherwise clears the video's "default" flag
+            video_stream.disposition = plan.video_disposition
         if plan.timecode:
             video_stream.metadata["timecode"] = plan.timecode
     output.metadata.update(plan.container_tags)

@@ -376,8 +376,8 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
     if cfg.preview:  # written after the whole run: a bad path must not wait until then
-        check_image_output(cfg.preview, cfg.overwrite, [cfg.input, cfg.output, *(r.path for r in plan.references)],
-                           what="--preview")
+        check_image_output(cfg.preview, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)],
+                           what="--preview", output_paths=[cfg.output])
     return plan, references
 
 
@@ -652,7 +652,7 @@ def _still_image(rgb: np.ndarray, source: Still, suffix: str, name: str) -> np.n
         if suffix in _ALPHA_IMAGES:
             planes.append(source.alpha[..., None])
         else:
-            log.warning("%s: %s stores no transparency; the source's alpha is dropped (write .png to keep it)",
+            log.warning("%s: %s stores no transparency; the source's alpha is dropped (write .png, .tif or .webp to keep it)",
                         name, suffix)
     return (np.concatenate(planes, axis=2) * top + 0.5).astype(dtype)
 
@@ -672,6 +672,14 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
     for name, given in (("--frames", cfg.frames), ("--reference", cfg.references), ("--preview", cfg.preview)):
         if given:  # silently ignoring them would leave the user believing they took effect
             raise UsageError(f"{name} is for videos; {cfg.input} is a still image")
+    # These only shape how a video is encoded or rendered; a batch may pass them to every
+    # file of a folder, so a still takes them with a note instead of a refusal.
+    unused = [name for name, given in (("--codec", cfg.codec != AUTO_CODEC), ("--crf", cfg.crf is not None),
+                                       ("--deinterlace", cfg.deinterlace), ("--resume", cfg.resume))
+              if given]
+    if unused:
+        log.warning("%s: %s %s no effect on a still image", cfg.input, ", ".join(unused),
+                    "has" if len(unused) == 1 else "have")
     check_image_output(cfg.output, cfg.overwrite, [cfg.input])
     still = read_still(cfg.input)
     ycc = rgb_to_ycbcr(torch.from_numpy(still.rgb).permute(2, 0, 1))

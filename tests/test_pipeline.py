@@ -14,6 +14,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -408,6 +409,39 @@ def test_still_keeps_its_bit_depth_and_transparency(tmp_path, model_path, caplog
             assert written.shape[2] == 4 and np.array_equal(written[..., 3], alpha)
         else:
             assert written.shape[2] == 3 and "stores no transparency; the source's alpha is dropped" in caplog.text
+
+
+@pytest.mark.parametrize("codec, pix_fmt, ext, bits", [("dpx", "gbrp10le", "dpx", 16), ("dpx", "gray16le", "dpx", 16),
+                                                       ("targa", "gray", "tga", 8)])
+def test_film_scans_opencv_cannot_read_are_stills(tmp_path, model_path, codec, pix_fmt, ext, bits):
+    """DPX (the film-scan format) and Targa were taken for one-frame videos (written as .mkv,
+    and `-o scan.png` refused); they are stills, read through FFmpeg, 16-bit kept."""
+    from vidcolor.cli_common import default_output
+
+    ramp = np.add.outer(np.arange(48), np.arange(64)).astype(np.float64) / 110  # 0..1
+    src = tmp_path / f"scan.{ext}"
+    with av.open(str(src), "w", format="image2") as container:
+        stream = container.add_stream(codec)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        if pix_fmt == "gbrp10le":
+            plane = (ramp * 1023).round().astype(np.uint16)
+            frame = av.VideoFrame.from_ndarray(np.stack([plane] * 3, axis=-1), format="gbrp10le")
+        else:
+            top = 65535 if pix_fmt == "gray16le" else 255
+            frame = av.VideoFrame.from_ndarray((ramp * top).round().astype(np.uint16 if top > 255 else np.uint8),
+                                               format=pix_fmt)
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    out = Path(default_output(str(src)))
+    assert out.name == "scan_colour.png"
+    report = colorize(ColorizeConfig(input=str(src), output=str(out), model=model_path, render_size=32, quiet=True))
+    assert report.frames == 1
+    written = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    top = (1 << bits) - 1
+    assert written.dtype == (np.uint16 if bits == 16 else np.uint8) and written.shape == (48, 64, 3)
+    luma = written[..., ::-1].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / top
+    assert np.abs(luma - ramp).max() < 3 / 255  # the scan's grey levels
+    assert np.abs(written[..., 2].astype(float) - written[..., 0]).mean() > 2 * top / 255  # coloured
 
 
 def test_python_api_matches_cli(tmp_path, model_path):

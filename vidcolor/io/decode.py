@@ -21,6 +21,7 @@ import numpy as np
 from vidcolor.errors import InputError
 from vidcolor.io.probe import (
     MediaInfo,
+    ffmpeg_path,
     open_input,
     planar_equivalent,
     probe,
@@ -340,6 +341,27 @@ class Still:
     bit_depth: int  # 8 or 16
 
 
+def _still_via_ffmpeg(path: str) -> np.ndarray | None:
+    """The first picture of an image file FFmpeg reads, as OpenCV would give it: BGR(A) or
+    grey, 8- or 16-bit; None when FFmpeg cannot read it either."""
+    try:
+        with av.open(ffmpeg_path(path)) as container:
+            if not container.streams.video:
+                return None
+            frame = next(container.decode(video=0), None)
+    except (av.error.FFmpegError, OSError, ValueError, StopIteration):
+        return None
+    if frame is None:
+        return None
+    components = frame.format.components
+    deep = max(c.bits for c in components) > 8
+    alpha = any(c.is_alpha for c in components)
+    if len(components) == 1 and not frame.format.is_rgb and not frame.format.name.startswith("pal"):
+        return frame.to_ndarray(format="gray16le" if deep else "gray")  # a grey scan stays grey
+    target = ("bgra64le" if deep else "bgra") if alpha else ("bgr48le" if deep else "bgr24")
+    return frame.to_ndarray(format=target)
+
+
 def read_still(path: str) -> Still:
     """Read a still image (8- or 16-bit; grey, grey+alpha, colour or colour+alpha).
 
@@ -353,6 +375,8 @@ def read_still(path: str) -> Still:
 
     data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    if img is None and data is not None and data.size:
+        img = _still_via_ffmpeg(path)  # DPX and Targa scans: OpenCV has no reader for them
     if img is None:
         raise InputError(f"{path}: not a readable image")
     bit_depth = 16 if img.dtype == np.uint16 else 8

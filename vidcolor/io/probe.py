@@ -40,7 +40,8 @@ COLORSPACE_NAMES = {
 RANGE_FULL = 2  # AVCOL_RANGE_JPEG
 RANGE_LIMITED = 1  # AVCOL_RANGE_MPEG
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+# Stills: what OpenCV reads, and the film-scan formats it does not (DPX, Targa), read by FFmpeg.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".pgm", ".ppm", ".pnm", ".dpx", ".tga"}
 VIDEO_EXTENSIONS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mxf", ".y4m"}
 
 # Planar formats we hand out as they are: yuv (optionally JPEG-range) or gray, little endian.
@@ -728,9 +729,13 @@ def media_kind(path: str | os.PathLike) -> str:
     p = Path(path)
     if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
         return "video"
-    import cv2  # only needed for stills; keeps `import vidcolor.io` light
+    from vidcolor.io.decode import read_still  # decode imports this module
 
-    return "image" if cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None else "video"
+    try:
+        read_still(str(p))
+    except InputError:
+        return "video"  # e.g. a film named .png: probing it as a video gives the clear error
+    return "image"
 
 
 def _format_rate(rate: Fraction | None) -> str:

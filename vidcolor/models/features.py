@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vidcolor.errors import ModelError
+from vidcolor.errors import ConfigError, ModelError
 
 IMAGENET_FILE = "vgg16-397923af.pth"  # torchvision's file name for ImageNet VGG16
 RANDOM_SEED = 0
@@ -130,7 +130,9 @@ def load_vgg_features(weights: str = "auto", layers: tuple[str, ...] = ("relu1_2
     """
     unknown = [name for name in layers if name not in LAYER_INDEX]
     if unknown:
-        raise ModelError(f"unknown VGG layer {unknown[0]!r} (valid: {', '.join(LAYER_INDEX)})")
+        # The names come from the training config (loss.vgg_layers): a config problem, exit 2.
+        raise ConfigError(f"config key 'loss.vgg_layers': unknown VGG layer {unknown[0]!r} "
+                          f"(valid: {', '.join(LAYER_INDEX)})")
     path: Path | None
     if weights == "auto":
         path = find_imagenet_weights()

@@ -302,11 +302,3 @@ def test_objective_style_phase_uses_style_grams_and_identity(vgg):
     assert terms["adversarial"] == 0.0  # no adversarial term in the style phase
     assert all(np.isfinite(v) for v in terms.values())
 
-
-def test_an_unknown_vgg_layer_is_a_config_error():
-    """The layer names come from ``loss.vgg_layers``: a config problem (exit 2), not a model one."""
-    from vidcolor.errors import ConfigError
-    from vidcolor.models.features import load_vgg_features
-
-    with pytest.raises(ConfigError, match=r"config key 'loss.vgg_layers': unknown VGG layer 'relu9_9' \(valid: relu1_1"):
-        load_vgg_features("random", ("relu1_2", "relu9_9"))

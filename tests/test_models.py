@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidcolor.config import load
-from vidcolor.errors import ModelError
+from vidcolor.errors import ConfigError, ModelError
 from vidcolor.models.discriminator import Discriminator, build_discriminator
 from vidcolor.models.features import (
     IMAGENET_FILE,
@@ -331,8 +331,9 @@ def test_vgg_features_shapes_and_frozen():
     assert len(f.trunk) == LAYER_INDEX["relu3_1"] + 1
 
 
-def test_vgg_unknown_layer_is_a_model_error():
-    with pytest.raises(ModelError, match="relu9_9"):
+def test_vgg_unknown_layer_is_a_config_error():
+    """The layer names come from ``loss.vgg_layers``: a config problem (exit 2), not a model one."""
+    with pytest.raises(ConfigError, match=r"config key 'loss.vgg_layers': unknown VGG layer 'relu9_9' \(valid: relu1_1"):
         load_vgg_features("random", ("relu1_2", "relu9_9"))
 
 

@@ -177,8 +177,8 @@ def output_luma(y: np.ndarray, bit_depth: int, full_range: bool, fmt: OutputForm
     """The source's Y plane as the output's: its own codes, only shifted to the output depth.
 
     Where the output's range differs from the source's (a full-range source, e.g. RGB or JPEG
-    range, written as ProRes, which is always limited) the codes are rescaled instead, so the
-    picture's luma stays the source's.
+    range, written as ProRes or as FFV1 in AVI, which are limited) the codes are rescaled
+    instead, so the picture's luma stays the source's.
 
     Args:
         y: ``(H, W)`` the source's luma codes.

@@ -310,6 +310,19 @@ def test_video_only_file_works(tmp_path, model_path):
     assert read_packets(out, "audio") == []
 
 
+def test_film_named_like_an_image_is_a_film(tmp_path, model_path):
+    """A film misnamed .png or .dpx is colorized as the film, not taken for a still of its
+    first frame (FFmpeg, which reads DPX scans, would read it too)."""
+    film = make_clip(tmp_path / "reel.mp4", frames=4, content="grey").path
+    for name in ("reel.png", "reel.dpx"):
+        misnamed = tmp_path / name
+        misnamed.write_bytes(film.read_bytes())
+        out = tmp_path / f"{name}.mkv"
+        result = invoke(colorize_args(misnamed, out, model_path))
+        assert result.exit_code == 0, result.output
+        assert len(read_planes(out)) == 4
+
+
 def test_still_image_named_mkv_becomes_a_one_frame_video(tmp_path, model_path):
     """A PNG with a video extension: FFmpeg reads what it really is, so it is colorized as a
     one-frame video of the same size (what the extension asked for)."""

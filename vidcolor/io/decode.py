@@ -346,7 +346,9 @@ def _still_via_ffmpeg(path: str) -> np.ndarray | None:
     grey, 8- or 16-bit; None when FFmpeg cannot read it either."""
     try:
         with av.open(ffmpeg_path(path)) as container:
-            if not container.streams.video:
+            # Only FFmpeg's image readers: a film named .png is a film, not its first frame.
+            image = container.format.name == "image2" or container.format.name.endswith("_pipe")
+            if not image or not container.streams.video:
                 return None
             frame = next(container.decode(video=0), None)
     except (av.error.FFmpegError, OSError, ValueError, StopIteration):

@@ -718,7 +718,8 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
 
 
 def media_kind(path: str | os.PathLike) -> str:
-    """``"image"`` for a still image (known extension and OpenCV reads it), else ``"video"``.
+    """``"image"`` for a still image (a known extension, and OpenCV or one of FFmpeg's image
+    readers reads it), else ``"video"``.
 
     Args:
         path: the input path.
@@ -729,6 +730,10 @@ def media_kind(path: str | os.PathLike) -> str:
     p = Path(path)
     if p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
         return "video"
+    import cv2  # only needed for stills; keeps `import vidcolor.io` light
+
+    if cv2.haveImageReader(str(p)):  # OpenCV knows the file's signature: no need to decode it here
+        return "image"
     from vidcolor.io.decode import read_still  # decode imports this module
 
     try:

@@ -174,7 +174,7 @@ def stale_partials(final: Path) -> list[Path]:
     """
     prefix = f".{final.stem}.partial-"
     try:
-        entries = list(final.parent.iterdir()) if str(final.parent) else list(Path(".").iterdir())
+        entries = list(final.parent.iterdir())  # a bare name's parent is "."
     except OSError:
         return []
     stale = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -38,13 +37,12 @@ from vidcolor.io.remux import (
     apply_plan,
     container_format,
     describe_stream,
-    dropped_warning,
     open_output,
     plan_streams,
+    warn_dropped,
 )
 from vidcolor.matrices import MATRIX_TAGS
 
-log = logging.getLogger("vidcolor")
 
 CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1",
           "nvenc-h264": "h264_nvenc", "nvenc-hevc": "hevc_nvenc"}
@@ -663,8 +661,7 @@ def _check_copied_streams(path, format_name: str, source: MediaInfo, codec: str)
     suffix = Path(path).suffix.lower()
     with open_input(source.path) as container:
         plan = plan_streams(container, format_name)
-        if (message := dropped_warning(plan, source.path, path)) is not None:
-            log.warning("%s", message)
+        warn_dropped(plan, source.path, path)
         alone = replace(plan, copied=(), covers=(), attachments=(), chapters=())
         for stream in plan.copied:
             error = _header_error(format_name, source.video, codec, container, replace(alone, copied=(stream,)))

@@ -253,38 +253,18 @@ def describe_stream(stream) -> str:
     return f"{kind} {codec}" + (f" [{language}]" if language and language != "und" else "")
 
 
-def dropped_warning(plan: StreamPlan, source: str | os.PathLike, output: str | os.PathLike) -> str | None:
-    """One line naming what of ``source`` will not be in ``output``, and why; None when nothing is dropped.
+def warn_dropped(plan: StreamPlan, source: str | os.PathLike, output: str | os.PathLike) -> None:
+    """Log one line naming what of ``source`` will not be in ``output``, and why (nothing when
+    the plan drops nothing).
 
     Args:
         plan: what ``plan_streams`` decided.
         source: the source's path (for the message).
         output: the output's path (for the message).
-
-    Returns:
-        The warning text, or None.
     """
-    if not plan.dropped:
-        return None
-    items = "; ".join(f"{name}: {why}" for name, why in plan.dropped)
-    return f"{output} leaves out {len(plan.dropped)} stream(s) of {source}: {items}"
-
-
-def warn_dropped(source: str | os.PathLike, output: str | os.PathLike) -> StreamPlan:
-    """Log one warning line when ``output`` cannot keep some stream of ``source`` (see ``plan_streams``).
-
-    Args:
-        source: the source file.
-        output: the output path (its extension picks the container).
-
-    Returns:
-        The plan, for callers that check it further.
-    """
-    with open_input(source) as container:
-        plan = plan_streams(container, container_format(output))
-    if (message := dropped_warning(plan, source, output)) is not None:
-        log.warning("%s", message)
-    return plan
+    if plan.dropped:
+        items = "; ".join(f"{name}: {why}" for name, why in plan.dropped)
+        log.warning("%s leaves out %d stream(s) of %s: %s", output, len(plan.dropped), source, items)
 
 
 def _first_payload(source, stream) -> bytes:
@@ -700,9 +680,10 @@ def _merged_dts(chunks: list[_Chunk]) -> Iterator[int]:
     yield from decode_timestamps(pts, max(c.reorder_depth for c in chunks))
 
 
-def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None) -> tuple[int, int]:
+def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None, output_name: str | None = None
+                  ) -> tuple[int, int]:
     """Remux chunks (and the source's other streams, chapters and tags) into ``temp``;
-    returns (frames, copied streams)."""
+    returns (frames, copied streams). With ``output_name``, warns what of the source it leaves out."""
     output = open_output(temp, chunks[0].time_base)
     copier = None
     try:
@@ -714,6 +695,8 @@ def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None) -> t
                 out_video.codec_context.framerate = template.average_rate
         if audio_from is not None:
             copier = PacketCopier(audio_from, output, video_stream=out_video)
+            if output_name is not None:
+                warn_dropped(copier.plan, audio_from, output_name)
         dts = _merged_dts(chunks)
         frames = 0
         for chunk in chunks:
@@ -773,9 +756,7 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         lost = _check_coverage(described, audio_from)
     else:
         _check_no_overlap(described)
-    if audio_from is not None and warn:
-        warn_dropped(audio_from, output)
     inputs = [c.path for c in described] + ([audio_from] if audio_from else [])
     with atomic_output(output, overwrite=overwrite, input_paths=inputs) as temp:
-        frames, copied = _write_merged(described, temp, audio_from)
+        frames, copied = _write_merged(described, temp, audio_from, output if warn else None)
     return MergeReport(frames=frames, chunks=len(described), copied_streams=copied, lost=lost)

@@ -571,6 +571,23 @@ def test_what_is_left_out_is_named_in_one_warning(tmp_path, caplog):
     assert "cover image png" in caplog.text  # MOV does not keep it
 
 
+def test_flags_mov_cannot_store_are_named_and_mp4_keeps_them(tmp_path, caplog):
+    """FFmpeg's MOV muxer writes no forced (or hearing-impaired...) flag; the output still gets
+    the stream, and the warning says which flags are lost and which containers keep them."""
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio="aac", subtitle=True, tags=True)
+    info = probe(clip.path, verdict=False)
+    check_output_supported(tmp_path / "out.mov", info, "x264")
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "subtitle mov_text [fre]): forced" in lines[0] and ".mp4 and .mkv" in lines[0]
+    assert "audio" not in lines[0]  # the audio has only the default flag, which MOV keeps
+    caplog.clear()
+    out = tmp_path / "out.mp4"
+    check_output_supported(out, info, "x264")
+    assert "flags" not in caplog.text
+    passthrough(clip.path, out, codec="x264")
+    assert next(s for s in _streams(out) if s["type"] == "subtitle")["forced"]
+
+
 def test_interlaced_source_keeps_its_field_order_unless_deinterlaced(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=4, field_order=4, lossless=True)  # 4: top field first
     info = probe(clip.path, verdict=False)

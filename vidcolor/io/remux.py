@@ -174,7 +174,8 @@ class StreamPlan:
 
     ``copied`` streams go packet for packet; ``covers`` are attached pictures re-attached
     (a Matroska attachment, or MP4 cover art); ``attachments`` are Matroska attachments
-    (fonts for ASS subtitles); ``dropped`` pairs a stream's description with why it is left out.
+    (fonts for ASS subtitles); ``dropped`` pairs a stream's description with why it is left out;
+    ``lost_flags`` pairs a copied stream's description with the flags the container cannot store.
     """
 
     copied: tuple
@@ -186,6 +187,17 @@ class StreamPlan:
     chapters: tuple
     dropped: tuple[tuple[str, str], ...]
     video_disposition: Any = None  # the source video's flags (default...), for the new video stream
+    lost_flags: tuple[tuple[str, str], ...] = ()
+
+
+def _flags_mov_loses(stream) -> list[str]:
+    """The disposition flags of ``stream`` a ``.mov`` cannot store.
+
+    FFmpeg's MOV muxer keeps only "default" (as the track's enabled bit); the MP4 muxer
+    writes the others as ISO "kind" boxes and Matroska has its own flags.
+    """
+    keep = av.stream.Disposition.default | av.stream.Disposition.attached_pic
+    return [flag.name for flag in av.stream.Disposition if stream.disposition & flag and not keep & flag]
 
 
 def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS) -> StreamPlan:
@@ -200,7 +212,7 @@ def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS)
         A StreamPlan.
     """
     matroska = format_name in ("matroska", "webm")
-    copied, covers, attachments, dropped = [], [], [], []
+    copied, covers, attachments, dropped, lost_flags = [], [], [], [], []
     timecode = None
     video = pick_video_stream(container)
     for stream in _other_streams(container):
@@ -210,6 +222,8 @@ def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS)
         name = f"stream #{stream.index} ({describe_stream(stream)})"
         if kept == "copy":
             copied.append(stream)
+            if format_name == "mov" and (flags := _flags_mov_loses(stream)):
+                lost_flags.append((name, "+".join(flags)))
         elif kept == "timecode":
             timecode = timecode or stream.metadata["timecode"]
         elif kept == "cover":
@@ -233,7 +247,8 @@ def plan_streams(container, format_name: str, kinds: Sequence[str] = COPY_KINDS)
     return StreamPlan(copied=tuple(copied), covers=tuple(covers), attachments=tuple(attachments), timecode=timecode,
                       video_tags=video_tags, container_tags=_kept_tags(dict(container.metadata)),
                       chapters=tuple(container.chapters()), dropped=tuple(dropped),
-                      video_disposition=video.disposition if video is not None else None)
+                      video_disposition=video.disposition if video is not None else None,
+                      lost_flags=tuple(lost_flags))
 
 
 def describe_stream(stream) -> str:
@@ -254,8 +269,8 @@ def describe_stream(stream) -> str:
 
 
 def warn_dropped(plan: StreamPlan, source: str | os.PathLike, output: str | os.PathLike) -> None:
-    """Log one line naming what of ``source`` will not be in ``output``, and why (nothing when
-    the plan drops nothing).
+    """Log one line naming what of ``source`` will not be in ``output``, and why, and one naming
+    the stream flags it cannot store (nothing when the plan loses nothing).
 
     Args:
         plan: what ``plan_streams`` decided.
@@ -265,6 +280,10 @@ def warn_dropped(plan: StreamPlan, source: str | os.PathLike, output: str | os.P
     if plan.dropped:
         items = "; ".join(f"{name}: {why}" for name, why in plan.dropped)
         log.warning("%s leaves out %d stream(s) of %s: %s", output, len(plan.dropped), source, items)
+    if plan.lost_flags:
+        items = "; ".join(f"{name}: {flags}" for name, flags in plan.lost_flags)
+        log.warning("%s keeps these streams of %s without their flags (.mov stores only 'default'; "
+                    ".mp4 and .mkv keep them): %s", output, source, items)
 
 
 def _first_payload(source, stream) -> bytes:

@@ -86,6 +86,23 @@ def test_probe_odd_size_and_rotation(tmp_path):
     assert video.rotation == 90
 
 
+def test_probe_dv_flagged_interlaced_only_per_frame(tmp_path):
+    """DV stores no field order in the stream, only an interlaced flag on each frame (and PyAV
+    gives no top-field-first flag): probe says interlaced, bottom field first as DV is."""
+    path = tmp_path / "tape.dv"
+    with av.open(str(path), "w", format="dv") as out:
+        stream = out.add_stream("dvvideo", rate=Fraction(30000, 1001))
+        stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv411p"
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((480, 720, 3), 60 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame.reformat(format="yuv411p")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    video = probe(path, verdict=False).video
+    assert video.interlaced and video.field_order == 5  # AV_FIELD_BT
+
+
 def test_probe_colour_metadata(tmp_path):
     meta = {"primaries": "bt709", "trc": "bt709", "colorspace": "bt709", "range": "pc"}
     clip = make_clip(tmp_path / "tagged.mkv", frames=3, color_meta=meta)

@@ -500,7 +500,7 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     height = first.height if first is not None else ctx.height
     primaries, trc, colorspace, full = _color_names(ctx, first, decoder_fmt)
     pts = scan_timestamps(path, stream.index)
-    field_order = _field_order(ctx, first)
+    interlaced, field_order = _field_order(ctx, first)
     rate = stream.average_rate or stream.guessed_rate or _rate_from_pts(pts, stream.time_base)
     return VideoStreamInfo(
         index=stream.index,
@@ -520,7 +520,7 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
         colorspace=colorspace,
         full_range=full or decoder_fmt.startswith("yuvj") or is_rgb_like(decoder_fmt),
         matrix=matrix_from_ffmpeg(colorspace, height),
-        interlaced=field_order != 0,
+        interlaced=interlaced,
         rotation=int(round(first.rotation)) % 360 if first is not None else 0,
         sample_aspect_ratio=_sample_aspect_ratio(stream),
         planar_pix_fmt=planar,
@@ -528,15 +528,28 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     )
 
 
-def _field_order(ctx, first_frame) -> int:
-    """The source's field order: the container's or codec's flag, else the first frame's
-    (coded as interlaced: top or bottom field first, as FFmpeg's own encoders mark it)."""
+def _field_order(ctx, first_frame) -> tuple[bool, int]:
+    """Whether the source is interlaced, and its field order.
+
+    The container's or codec's flag comes first; else the first frame's interlaced flag. PyAV
+    does not expose a frame's top-field-first flag, so a source flagged interlaced only per
+    frame gets the order its format prescribes (standard-definition DV is bottom field first)
+    or none (0), which leaves the output without a field-order flag rather than a wrong one.
+
+    Returns:
+        (interlaced, FFmpeg's AVFieldOrder or 0 when unknown).
+    """
     order = int(getattr(ctx, "field_order", 0) or 0)
     if order in _FIELD_ORDER_INTERLACED:
-        return order
-    if first_frame is not None and first_frame.interlaced_frame:
-        return FIELD_ORDER_TB if first_frame.top_field_first else FIELD_ORDER_BT
-    return 0
+        return True, order
+    if first_frame is None or not first_frame.interlaced_frame:
+        return False, 0
+    top_first = getattr(first_frame, "top_field_first", None)  # not in PyAV 18
+    if top_first is not None:
+        return True, FIELD_ORDER_TB if top_first else FIELD_ORDER_BT
+    if ctx.name == "dvvideo" and first_frame.height in (480, 576):
+        return True, FIELD_ORDER_BT
+    return True, 0
 
 
 def is_rgb_like(pix_fmt: str) -> bool:

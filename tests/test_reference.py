@@ -17,7 +17,7 @@ from vidcolor.cli import main
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import InputError, UsageError
 from vidcolor.models.weights import save_generator
-from vidcolor.pipeline.reference import parse_reference
+from vidcolor.pipeline.reference import MAX_REACH, Reference, parse_reference, reach
 from vidcolor.pipeline.run import colorize
 
 W, H = 96, 64
@@ -49,6 +49,10 @@ def chroma_error(out: Path, src: Path, frames: slice) -> float:
     errs = [np.abs(o[2].astype(int) - s[2].astype(int)).mean() + np.abs(o[3].astype(int) - s[3].astype(int)).mean()
             for o, s in list(zip(read_planes(out), read_planes(src)))[frames]]
     return float(np.mean(errs)) / 2
+
+
+def chroma_planes(path: Path) -> list[np.ndarray]:
+    return [np.stack((cb, cr)).astype(np.int32) for _, _, cb, cr in read_planes(path)]
 
 
 def run(src, out, refs=(), render_size=32, **kw):
@@ -125,3 +129,37 @@ def test_bad_references_are_refused_before_any_work(tmp_path):
         run(src, tmp_path / "o.mkv", [f"{text}@40"])
     with pytest.raises(InputError):
         run(src, tmp_path / "o.mkv", [str(text)])
+
+
+def test_reach_reads_past_a_range_only_for_a_reference_within_reach():
+    assert reach([Reference("r.png", 10)], 0, 25) == set(range(0, 26))  # inside: nothing more
+    assert reach([Reference("r.png", 30)], 0, 25) == set(range(0, 31))  # after the end: up to it
+    assert reach([Reference("r.png", 3)], 20, 40) == set(range(3, 41))  # before the start: from it
+    assert reach([Reference("r.png", 25 + MAX_REACH + 1)], 0, 25) == set()  # out of reach: nothing
+    assert max(reach([Reference("r.png", 25 + MAX_REACH)], 0, 25)) == 25 + MAX_REACH
+
+
+@pytest.mark.parametrize("frames", ["0-7", "8-15", "16-23"])
+def test_frame_range_gets_the_colours_of_references_outside_it(tmp_path, frames):
+    """A chunk carries in references after its end and before its warm-up, as a whole run does.
+
+    One panning shot with references at frames 2 and 21; with smoothing 0.5 a chunk decodes 9
+    warm-up frames. Chunk 0-7 has frame 21 past its end; chunk 16-23 starts its warm-up at 7,
+    after frame 2. Both used to get no hint from those references (chroma off by tens of codes).
+    """
+    base = scene(5)
+    images = [np.roll(base, i, axis=1) for i in range(24)]
+    src = tmp_path / "pan.mkv"
+    write_clip(src, images)
+    refs = []
+    for frame in (2, 21):
+        path = tmp_path / f"ref{frame}.png"
+        cv2.imwrite(str(path), images[frame][..., ::-1])
+        refs.append(f"{path}@{frame}")
+    run(src, tmp_path / "whole.mkv", refs, smooth=0.5)
+    run(src, tmp_path / "chunk.mkv", refs, smooth=0.5, frames=frames)
+    start, end = (int(x) for x in frames.split("-"))
+    whole, chunk = chroma_planes(tmp_path / "whole.mkv")[start:end + 1], chroma_planes(tmp_path / "chunk.mkv")
+    assert len(chunk) == end - start + 1
+    worst = max(int(np.abs(a - b).max()) for a, b in zip(whole, chunk))
+    assert worst <= 1, (frames, worst)  # the README's promise: within one code value of a single run

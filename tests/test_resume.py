@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -204,6 +205,33 @@ def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch):
         colorize(cfg(clip.path, out, render_size=64), tiny_generator())
     with pytest.raises(UsageError, match="--frames"):
         colorize(cfg(clip.path, out, frames="0-5"), tiny_generator())
+
+
+def test_resumed_run_with_a_reference_past_a_segment_matches_a_single_run(tmp_path, monkeypatch):
+    """A reference after a segment's end colours that segment as it colours a run without
+    segments (it was ignored: segment 0-9 lost the reference at frame 14 and the colours jumped
+    at frame 10), and an interrupted, resumed run gives the same film."""
+    clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
+    y = clip.planes[14][0].astype(np.int32)
+    ref = tmp_path / "ref.png"  # frame 14 painted warm: it aligns well, so it reaches far
+    cv2.imwrite(str(ref), np.clip(np.stack((y - 40, y, y + 40), axis=-1), 0, 255).astype(np.uint8))  # BGR
+    refs = (f"{ref}@14",)
+    model = tiny_generator()
+    single = tmp_path / "single.mkv"
+    colorize(cfg(clip.path, single, resume=False, references=refs), model)
+    out = tmp_path / "out.mkv"
+    calls = interrupt_segment(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, out, references=refs), model)
+    calls["n"] = -100
+    colorize(cfg(clip.path, out, references=refs), model)
+    assert calls["n"] == -100 + 2
+    got, want = read_planes(out), read_planes(single)
+    assert len(got) == len(want) == 25
+    for (_, y, cb, cr), (_, y1, cb1, cr1) in zip(got, want):
+        assert np.array_equal(y, y1)
+        for a, b in ((cb, cb1), (cr, cr1)):
+            assert int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()) <= 1
 
 
 def test_a_bad_option_leaves_no_segment_folder_and_blocks_nothing(tmp_path, monkeypatch):

@@ -10,7 +10,9 @@ The generator receives the result as hint chroma and hint mask, and the final ch
 the hint by its confidence, so the user's colours hold where they can be trusted.
 
 Hints are computed in a pre-pass over the frames each reference can reach (at render size), so
-the main pass stays a single forward stream.
+the main pass stays a single forward stream. A frame range (``--frames``, a ``--resume`` segment,
+a farm chunk) also reads the frames between it and a reference that lies outside it but within
+reach, so its hints are those a run over the whole film gives it.
 """
 
 from __future__ import annotations
@@ -139,12 +141,14 @@ class ReferenceHints:
         return self.hints.get(index)
 
     @classmethod
-    def build(cls, references: Iterable[tuple[Reference, np.ndarray, np.ndarray]], lumas: dict[int, np.ndarray]) -> "ReferenceHints":
+    def build(cls, references: Iterable[tuple[Reference, np.ndarray, np.ndarray]], lumas: dict[int, np.ndarray],
+              keep: range | None = None) -> "ReferenceHints":
         """Propagate every reference and combine them per frame.
 
         Args:
             references: (reference, its luma, its chroma) at render size.
-            lumas: render-size luma of every frame any reference can reach.
+            lumas: render-size luma of every frame any reference can reach (see ``reach``).
+            keep: the frames to keep hints for (the run's frames); None keeps every frame reached.
 
         Returns:
             The combined hints: chroma averaged by confidence, confidence the highest one.
@@ -154,6 +158,8 @@ class ReferenceHints:
         best: dict[int, np.ndarray] = {}
         for ref, ref_luma, ref_chroma in references:
             for index, chroma, confidence in propagate(ref_luma, ref_chroma, lumas, ref.frame):
+                if keep is not None and index not in keep:
+                    continue  # read only to carry the reference into the range
                 weighted[index] = weighted.get(index, 0) + chroma * confidence
                 total[index] = total.get(index, 0) + confidence
                 best[index] = confidence if index not in best else np.maximum(best[index], confidence)
@@ -165,11 +171,16 @@ class ReferenceHints:
 
 
 def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
-    """Frame indices within ``first..last`` that some reference may reach.
+    """Frames whose luma the pre-pass must read to carry every reference into ``first..last``.
+
+    A reference is carried frame by frame from its own frame, so one that lies outside the
+    range but within ``MAX_REACH`` of it also needs the frames between it and the range: a
+    frame range then gets the hints a run over the whole film gives it. Frames beyond the
+    range are read only for such a reference, and at most ``MAX_REACH`` of them on each side.
 
     Args:
         references: the references.
-        first: first frame processed.
+        first: first frame processed (warm-up frames included).
         last: last frame processed.
 
     Returns:
@@ -177,7 +188,10 @@ def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
     """
     out: set[int] = set()
     for ref in references:
-        out.update(range(max(first, ref.frame - MAX_REACH), min(last, ref.frame + MAX_REACH) + 1))
+        lo, hi = max(first, ref.frame - MAX_REACH), min(last, ref.frame + MAX_REACH)
+        if lo > hi:
+            continue  # too far from the range to reach any of its frames
+        out.update(range(min(lo, ref.frame), max(hi, ref.frame) + 1))
     return out
 
 

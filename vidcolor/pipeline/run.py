@@ -384,6 +384,9 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
 def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list) -> ReferenceHints:
     """Pre-pass for references: read the luma of every frame they can reach and propagate.
 
+    A frame range also reads the frames between it and any reference outside it within reach
+    (see ``reach``), so a chunk's hints, and so its colours, are a whole run's.
+
     Args:
         cfg: the run's options.
         plan: the run's plan.
@@ -400,7 +403,7 @@ def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list) -> Refer
     for frame in iter_frames(cfg.input, plan.info, min(wanted), max(wanted), cfg.deinterlace):
         if frame.index in wanted:
             lumas[frame.index] = luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render)
-    return ReferenceHints.build(references, lumas)
+    return ReferenceHints.build(references, lumas, keep=range(plan.decode_start, plan.end + 1))
 
 
 def _decode_stage(stages: Stages, cfg: ColorizeConfig, plan: VideoPlan, stats: DecodeStats, out: queue.Queue) -> None:

@@ -362,6 +362,38 @@ def test_farm_refuses_bad_jobs_before_starting_ray(tmp_path, film, model_path):
         assert not fresh.exists() and not (tmp_path / "fresh.chunks").exists()
 
 
+@needs_ray
+def test_farm_manifest_records_reference_images_by_content(tmp_path, monkeypatch, film, model_path):
+    """farm.json names each reference by file name, frame and content hash: a reference painted
+    again under the same path is refused once a chunk is finished (it used to be reused with
+    the old chunks), and the same image spelled as another path is accepted."""
+    import cv2
+
+    import vidcolor.farm.ray_executor as executor
+
+    class Rendering(Exception):
+        """Stands in for the Ray run: the settings were accepted."""
+
+    def rendering(*args, **kwargs):
+        raise Rendering
+
+    monkeypatch.setattr(executor, "_render_on_ray", rendering)
+    monkeypatch.chdir(tmp_path)
+    first, second = np.full((48, 64, 3), (40, 90, 200), np.uint8), np.full((48, 64, 3), (200, 90, 40), np.uint8)
+    kwargs = dict(chunk_frames=CHUNK, model=model_path, codec="ffv1", render_size=32, quiet=True, force=True)
+    cv2.imwrite("ref.png", first)
+    with pytest.raises(Rendering):
+        run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=("./ref.png@5",))
+    (tmp_path / "out.chunks" / "film.000000-000009.mkv").write_bytes(b"a chunk rendered with the first image")
+    cv2.imwrite("ref.png", second)
+    with pytest.raises(UsageError, match=r"\(references: \['ref.png@5 sha256:[0-9a-f]{64}'\] then, "
+                                         r"\['ref.png@5 sha256:[0-9a-f]{64}'\] now\)"):
+        run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=("ref.png@5",))
+    cv2.imwrite("ref.png", first)
+    with pytest.raises(Rendering):
+        run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=(f"{tmp_path}/ref.png@5",))
+
+
 # ----- Ray ----------------------------------------------------------------------------------
 
 

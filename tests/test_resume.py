@@ -10,6 +10,7 @@ import pytest
 
 from tests.media import damage_video_packets, ffprobe_duration, ffprobe_video_pts, make_clip, read_packets, read_planes
 from tests.test_pipeline import assert_grey_levels_kept_and_coloured, tiny_generator
+from tests.test_reference import scene
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import UsageError
 from vidcolor.io.probe import probe
@@ -232,6 +233,33 @@ def test_resumed_run_with_a_reference_past_a_segment_matches_a_single_run(tmp_pa
         assert np.array_equal(y, y1)
         for a, b in ((cb, cb1), (cr, cr1)):
             assert int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()) <= 1
+
+
+def test_resume_notices_a_reference_image_painted_again(tmp_path, monkeypatch):
+    """The segment folder records each reference by file name, frame and content: a reference
+    painted again under the same name is another setting (it used to be mixed in silently), and
+    the same image spelled as another path is the same setting."""
+    clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
+    monkeypatch.chdir(tmp_path)
+    first, second = scene(7)[..., ::-1], scene(8)[..., ::-1]
+    out = tmp_path / "out.mkv"
+    model = tiny_generator()
+    calls = interrupt_segment(monkeypatch, 1)
+    cv2.imwrite("ref.png", first)
+    with pytest.raises(KeyboardInterrupt):  # stopped in the first segment: nothing finished
+        colorize(cfg(clip.path, out, references=("ref.png@12",)), model)
+    cv2.imwrite("ref.png", second)  # painted again: the new image takes the empty folder over
+    calls["n"] = -1
+    with pytest.raises(KeyboardInterrupt):  # stopped in the second segment: the first is finished
+        colorize(cfg(clip.path, out, references=("ref.png@12",)), model)
+    cv2.imwrite("ref.png", first)
+    with pytest.raises(UsageError, match=r"\(references: \['ref.png@12 sha256:[0-9a-f]{64}'\] then, "
+                                         r"\['ref.png@12 sha256:[0-9a-f]{64}'\] now\); delete that folder"):
+        colorize(cfg(clip.path, out, references=("ref.png@12",)), model)
+    cv2.imwrite("ref.png", second)
+    calls["n"] = -100
+    colorize(cfg(clip.path, out, references=("./ref.png@12",)), model)
+    assert calls["n"] == -100 + 2  # resumed: only the two unfinished segments rendered
 
 
 def test_a_bad_option_leaves_no_segment_folder_and_blocks_nothing(tmp_path, monkeypatch):

@@ -14,8 +14,9 @@ renamed when complete, so a chunk file under its final name is always a finished
 that dies leaves at most a hidden partial file, which the next ``farm`` run removes.
 
 A small manifest (``farm.json``) in the chunk folder records what the chunks were rendered from
-and with (source, model, codec and the options that change pixels), so a later run with other
-settings refuses to reuse them instead of merging a mixture. Nothing here imports Ray or torch.
+and with (source, model, codec, reference images by content and the options that change pixels),
+so a later run with other settings refuses to reuse them instead of merging a mixture. Nothing
+here imports Ray or torch.
 """
 
 from __future__ import annotations

@@ -483,12 +483,16 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
     identity = _model_identity(model)
 
     # 2. Plan the chunks; finished ones (present under their final name) are skipped.
+    from vidcolor.pipeline.reference import reference_identity
+
     plan = plan_chunks(info.video.frame_count, chunk_frames)
     layout = ChunkLayout.for_job(source, out, chunk_dir)
     options = {"codec": codec, "crf": crf, "render_size": render_size, "smooth": smooth, "device": device,
                "batch_size": str(batch_size), "compile": compile_model, "style": style, "strength": strength,
                "references": tuple(references), "force": force, "deinterlace": deinterlace}
     pixel_settings = {k: v for k, v in options.items() if k not in ("device", "batch_size", "compile", "force")}
+    # References by name, frame and content (as resumed segments record them), not by path.
+    pixel_settings["references"] = [reference_identity(text) for text in references]
     check_manifest(layout, {"source": Path(source).name, "source_bytes": os.path.getsize(source),
                             "source_frames": info.video.frame_count, **identity,
                             **{k: list(v) if isinstance(v, tuple) else v for k, v in pixel_settings.items()}})

@@ -17,6 +17,7 @@ reach, so its hints are those a run over the whole film gives it.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -193,6 +194,33 @@ def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
             continue  # too far from the range to reach any of its frames
         out.update(range(min(lo, ref.frame), max(hi, ref.frame) + 1))
     return out
+
+
+def reference_identity(text: str) -> str:
+    """What decides a reference's colours, for a manifest of finished segments or chunks.
+
+    The image is named by its file name only (``./r.png@30``, ``r.png@30`` and ``/abs/r.png@30``
+    are the same setting, as the source is recorded by name) and by the sha256 of its content,
+    so a reference painted again under the same name counts as another setting.
+
+    Args:
+        text: the ``--reference`` value, ``IMG[@FRAME]``.
+
+    Returns:
+        ``"NAME@FRAME sha256:HEX"``.
+
+    Raises:
+        InputError: the image cannot be read.
+    """
+    ref = parse_reference(text)
+    digest = hashlib.sha256()
+    try:
+        with open(ref.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        raise InputError(f"reference {ref.path}: not found or not an image (give a PNG, JPEG or TIFF)") from None
+    return f"{Path(ref.path).name}@{ref.frame} sha256:{digest.hexdigest()}"
 
 
 def blend(chroma: np.ndarray, hint: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:

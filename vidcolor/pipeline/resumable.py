@@ -5,7 +5,8 @@ farm chunk) into a hidden folder beside the output, then the segments are merged
 the source's audio. Run the same command again after a crash, a reboot or Ctrl-C and finished
 segments are kept: only the rest is rendered. Segments start with the smoother's warm-up frames,
 so the film has no seams, and a resumed run gives the same file as one that never stopped.
-A folder of segments made with other settings is refused rather than mixed.
+A folder of segments made with other settings (a reference image painted again included) is
+refused rather than mixed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from vidcolor.io.probe import probe
 from vidcolor.io.remux import merge_chunks
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, read_model_card
+from vidcolor.pipeline.reference import reference_identity
 
 log = logging.getLogger("vidcolor")
 
@@ -52,7 +54,8 @@ def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) ->
         "source": Path(cfg.input).name, "source_bytes": os.path.getsize(cfg.input), "source_frames": frame_count,
         "model": model_id, "codec": _segment_codec(cfg),  # what is written, not "auto"
         "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
-        "references": list(cfg.references), "style": cfg.style, "strength": cfg.strength,
+        # By name, frame and content: a reference painted again changes the pixels as a new model does.
+        "references": [reference_identity(text) for text in cfg.references], "style": cfg.style, "strength": cfg.strength,
         "segment_frames": cfg.segment_frames, "deinterlace": cfg.deinterlace,
     }
 

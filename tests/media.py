@@ -306,7 +306,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
               color_meta: dict | None = None, subtitle: bool = False, rotation: int = 0,
               gop: int = 4, seed: int = 0, tags: bool = False, chapters: bool = False,
               attachments: bool = False, timecode: bool = False, second_video: bool = False,
-              field_order: int = 0, pts: list[int] | None = None) -> Clip:
+              field_order: int = 0, pts: list[int] | None = None,
+              sample_aspect_ratio: Fraction | None = None) -> Clip:
     """Write a small synthetic clip with PyAV.
 
     Args:
@@ -338,6 +339,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         pts: the frames' timestamps in the codec time base (1/rate, or 1/(2 rate) with
             ``vfr``) instead of the generated ones, e.g. a film whose first frame is not at 0
             (audio still starts at 0) or with a long gap; ``frames`` is then ``len(pts)``.
+        sample_aspect_ratio: non-square pixels (e.g. 32/27, anamorphic DV), stored in the
+            bitstream by x264/x265.
 
     Returns:
         A Clip describing what was written.
@@ -369,6 +372,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
             video.metadata["timecode"] = TIMECODE
         if field_order:
             video.codec_context.field_order = field_order
+        if sample_aspect_ratio:
+            video.codec_context.sample_aspect_ratio = sample_aspect_ratio
         audio_stream = audio_src = None
         if audio:
             audio_stream, audio_src = _encode_audio(container, audio, seconds)

@@ -18,6 +18,7 @@ from tests.media import (
     TIMECODE,
     cover_png,
     ffprobe_duration,
+    ffprobe_json,
     ffprobe_video_pts,
     make_clip,
     passthrough,
@@ -268,6 +269,21 @@ def test_untagged_source_stays_untagged(tmp_path):
     out = tmp_path / "out.mp4"
     passthrough(clip.path, out, codec="x264")
     assert _colour(out) == (None, None, None, False)
+
+
+@pytest.mark.parametrize("ext, codec", [("mkv", "ffv1"), ("avi", "ffv1"), ("mkv", "x264"), ("mov", "prores"),
+                                        ("mp4", "x265")])
+def test_pixel_aspect_ratio_is_kept_with_every_codec(tmp_path, ext, codec):
+    """Anamorphic DV (32:27): FFV1 in Matroska or AVI lost it, as neither its bitstream nor PyAV's
+    stream set the container's ratio, so the film played squeezed."""
+    clip = make_clip(tmp_path / "anamorphic.mkv", width=96, height=64, frames=3, sample_aspect_ratio=Fraction(32, 27))
+    assert probe(clip.path, verdict=False).video.sample_aspect_ratio == Fraction(32, 27)
+    out = tmp_path / f"out.{ext}"
+    passthrough(clip.path, out, codec=codec)
+    assert probe(out, verdict=False).video.sample_aspect_ratio == Fraction(32, 27)
+    if (data := ffprobe_json(out)) is not None:  # what other tools read
+        video = next(s for s in data["streams"] if s["codec_type"] == "video")
+        assert (video["sample_aspect_ratio"], video["display_aspect_ratio"]) == ("32:27", "16:9")
 
 
 def test_rotation_is_kept(tmp_path):

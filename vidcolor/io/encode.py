@@ -41,6 +41,7 @@ from vidcolor.io.remux import (
     plan_streams,
     warn_dropped,
 )
+from vidcolor.io.stream_aspect import set_container_sample_aspect_ratio
 from vidcolor.matrices import MATRIX_TAGS
 
 
@@ -351,7 +352,10 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
     for attr, value in color_tags(video, fmt).items():
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:
-        ctx.sample_aspect_ratio = video.sample_aspect_ratio
+        ctx.sample_aspect_ratio = video.sample_aspect_ratio  # H.264/H.265/ProRes-in-MOV store it from here
+        # Matroska and AVI store it from the container's stream, which PyAV leaves unset: an FFV1
+        # output (whose bitstream has no ratio players read) lost it and played squeezed.
+        set_container_sample_aspect_ratio(stream, video.sample_aspect_ratio)
     if video.field_order:
         # Without --deinterlace every frame still holds both fields, so the output is as
         # interlaced as its source: the flag tells players to deinterlace it (Matroska's FieldOrder).

@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.media import damage_video_packets, make_clip, read_packets, read_planes
+from tests.media import damage_video_packets, fill_frame, make_clip, read_packets, read_planes, synth_planes
 from tests.test_pipeline import tiny_generator
 from vidcolor.cli import main
 from vidcolor.config import load
@@ -144,6 +144,25 @@ def write_zero_frame_video(path: Path) -> Path:
             frame.sample_rate, frame.pts = 48000, k * 1024
             container.mux(audio.encode(frame))
         container.mux(audio.encode(None))
+    return path
+
+
+def write_lost_reordering(path: Path, frames: int = 12) -> Path:
+    """H.264 with B-frames muxed with pts = dts, as a muxer that lost the reordering writes it (or
+    an MP4 whose time base is too coarse for the frame rate): decoded frames' pts go backwards."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25, options={"crf": "18", "preset": "veryfast", "bf": "2"})
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        video.codec_context.time_base = video.time_base = Fraction(1, 25)
+        packets = []
+        for i in range(frames):
+            frame = av.VideoFrame(96, 64, "yuv420p")
+            fill_frame(frame, synth_planes(i, 96, 64, frames, "yuv420p", "grey"))
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            packets += video.encode(frame)
+        for k, packet in enumerate(packets + video.encode(None)):
+            packet.pts = packet.dts = k
+            container.mux(packet)
     return path
 
 
@@ -299,6 +318,34 @@ def test_cut_tail_keeps_the_frames_before_the_cut(tmp_path, corpus, model_path, 
 
 
 # ----- valid but unusual input -------------------------------------------------------------------
+
+
+def test_timestamps_going_backwards_are_one_line_exit_3_and_a_note_in_probe(tmp_path, model_path):
+    """Was an internal error (exit 1) from the writer: "pts 4 is not after the previous frame's 5"."""
+    src = write_lost_reordering(tmp_path / "lost_reorder.mp4")
+    out = tmp_path / "out.mp4"
+    line = error_line(invoke(colorize_args(src, out, model_path)), 3, str(src), "timestamps go backwards at frame 3,",
+                      "0.080 s (after a frame at 0.120 s)", f"ffmpeg -r 24 -i {src} -c:v ffv1 -c:a copy retimed.mkv")
+    assert "internal error" not in line
+    assert_nothing_written(out)
+    report = invoke(["probe", src])
+    assert report.exit_code == 0, report.output
+    assert "  timing problem: the video's timestamps go backwards at frame 3" in report.stdout
+    assert "verdict: not computed (the timing is damaged)" in report.stdout
+
+
+def test_timestamps_going_backwards_past_the_probe_stop_the_run(tmp_path, model_path):
+    """Where probe did not see it (no verdict, or its samples missed it), the decoder stops the run."""
+    from vidcolor.config import ColorizeConfig
+    from vidcolor.errors import TimestampError
+    from vidcolor.pipeline.run import run_video
+
+    src = write_lost_reordering(tmp_path / "lost_reorder.mp4")
+    out = tmp_path / "out.mkv"
+    cfg = ColorizeConfig(input=str(src), output=str(out), model=model_path, render_size=32, quiet=True)
+    with pytest.raises(TimestampError, match="go backwards at frame 3"):
+        run_video(cfg, info=probe(src, verdict=False))
+    assert_nothing_written(out)
 
 
 def test_video_only_file_works(tmp_path, model_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcolor.errors import InputError
+from vidcolor.errors import InputError, TimestampError
 from vidcolor.matrices import matrix_from_ffmpeg
 
 # ffmpeg's names for the colour enums (libavutil/pixdesc.c), indexed by their values.
@@ -110,6 +110,7 @@ class MediaInfo:
     others: tuple[StreamInfo, ...]
     verdict: str | None
     chroma_stats: dict = field(default_factory=dict)
+    timing_problem: str | None = None  # timestamps that go backwards, seen while decoding for the verdict
 
 
 # ---------------------------------------------------------------------------------------------
@@ -725,7 +726,11 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
         info = MediaInfo(path=str(p), format_name=container.format.name, duration_s=duration,
                          video=video, others=others, verdict=None, chroma_stats={})
     if verdict:
-        result, stats = _verdict(info, sample_frames)
+        try:
+            result, stats = _verdict(info, sample_frames)
+        except TimestampError as exc:  # reported by the caller (probe's report, colorize's refusal)
+            result, stats = None, {"frames_sampled": 0, "reason": "the timing is damaged"}
+            info = replace(info, timing_problem=exc.detail)
         info = replace(info, verdict=result, chroma_stats=stats)
     return info
 
@@ -787,7 +792,8 @@ def _video_lines(video: VideoStreamInfo) -> list[str]:
 
 def _verdict_line(info: MediaInfo) -> str:
     if info.verdict is None:
-        return "verdict: not computed"
+        reason = info.chroma_stats.get("reason")
+        return f"verdict: not computed ({reason})" if reason else "verdict: not computed"
     stats = info.chroma_stats
     if "mean_magnitude" not in stats:
         return f"verdict: {info.verdict} ({stats.get('reason', 'no chroma')})"
@@ -809,6 +815,8 @@ def format_report(info: MediaInfo) -> str:
     lines = [f"file: {info.path}", f"container: {info.format_name}, {duration}"]
     if info.video is not None:
         lines += _video_lines(info.video)
+    if info.timing_problem:
+        lines.append(f"  timing problem: {info.timing_problem}")
     for other in info.others:
         lines.append(f"{other.kind} #{other.index}: {other.description}")
     lines.append(_verdict_line(info))

@@ -34,7 +34,7 @@ from vidcolor.color import (
 )
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
-from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.errors import InputError, OutputError, TimestampError, UsageError
 from vidcolor.io.atomic import atomic_output, check_image_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, Still, iter_frames, read_still
 from vidcolor.io.encode import (AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported,
@@ -298,7 +298,8 @@ def _batch_size(cfg: ColorizeConfig) -> int | None:
 
 
 def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
-    """Refuse inputs a run cannot use: no video stream, no frames, colour without ``--force``.
+    """Refuse inputs a run cannot use: no video stream, no frames, timestamps that go backwards,
+    colour without ``--force``.
 
     Args:
         cfg: the run's options.
@@ -308,6 +309,8 @@ def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
         raise InputError(f"{info.path}: no video stream to colorize")
     if info.video.frame_count == 0:
         raise InputError(f"{info.path}: the video stream has no frames")
+    if info.timing_problem:  # found by probe's verdict; else the decoder stops at it (exit 3 as well)
+        raise TimestampError(info.path, info.timing_problem)
     if info.verdict == "colour" and not cfg.force:
         raise UsageError(f"{info.path} looks like a colour video; pass --force to recolour it from its luma")
 

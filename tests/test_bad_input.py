@@ -386,6 +386,19 @@ def test_still_image_named_mkv_becomes_a_one_frame_video(tmp_path, model_path):
     assert probe(out, verdict=False).video.full_range  # a PNG's grey levels are full range
 
 
+@pytest.mark.parametrize("size", [(4000, 16), (16, 4000)])
+def test_very_wide_and_very_tall_frames_work(tmp_path, model_path, size):
+    """At the default render size a 4000x16 strip made a 48000-px render, which OpenCV's remap
+    refused mid-run (an internal error); the render's long side is capped now."""
+    src = make_clip(tmp_path / "strip.mkv", width=size[0], height=size[1], frames=3, lossless=True, content="grey").path
+    out = tmp_path / "out.mkv"
+    result = invoke(colorize_args(src, out, model_path, "--codec", "ffv1", "--render-size", "192"))
+    assert result.exit_code == 0, result.output
+    planes, source = read_planes(out), read_planes(src)
+    assert len(planes) == 3
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(planes, source))  # every Y plane kept
+
+
 @pytest.mark.parametrize("size", [(1, 1), (97, 63)])
 def test_sizes_x264_cannot_hold_are_refused_before_any_work(tmp_path, model_path, size):
     """4:2:0 x264 needs even sizes: refused at once (exit 2) with the way out, nothing written."""

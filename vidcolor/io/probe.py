@@ -55,8 +55,12 @@ FIELD_ORDER_TB, FIELD_ORDER_BT = 4, 5
 # on synthetic clips: encoder noise on neutral chroma stays under ~0.005 on average.
 GREY_MEAN_MAGNITUDE = 0.01
 GREY_P95_MAGNITUDE = 0.025
-TINT_SPREAD_RATIO = 0.5  # a tint's per-pixel spread stays under half its offset
-_STATS_SIDE = 160  # chroma planes are subsampled to about this side for the statistics
+TINT_SPREAD_RATIO = 0.5  # a tint's spread stays under half its offset
+# The statistics are taken on the means of square blocks, about this many along the long side:
+# colour (and a tint) covers areas, so it survives the averaging, while the zero-mean, spatially
+# random chroma noise of black-and-white film telecined on colour equipment averages away (noise
+# of 2.7 codes read as colour on the pixels, 0.4 on 5x5 blocks; see summarize_chroma).
+_BLOCKS_ALONG = 32
 
 
 @dataclass(frozen=True)
@@ -601,10 +605,26 @@ def chroma_to_unit(plane: np.ndarray, bit_depth: int, full_range: bool) -> np.nd
     return (plane.astype(np.float32) - mid) / span
 
 
+def block_means(plane: np.ndarray, blocks_along: int = _BLOCKS_ALONG) -> np.ndarray:
+    """Means of square blocks, about ``blocks_along`` of them along the long side (a remainder
+    row or column of pixels is left out; a plane smaller than that is returned as it is).
+
+    Args:
+        plane: ``(H, W)`` values.
+        blocks_along: blocks wanted along the longer side.
+
+    Returns:
+        ``(H // b, W // b)`` float array of block means, ``b`` the block side (at most the short side).
+    """
+    h, w = plane.shape
+    side = max(1, min(max(h, w) // blocks_along, h, w))
+    rows, cols = h // side, w // side
+    return plane[: rows * side, : cols * side].reshape(rows, side, cols, side).mean(axis=(1, 3))
+
+
 def _frame_chroma_stats(cb: np.ndarray, cr: np.ndarray) -> dict:
-    """Magnitude, offset and spread of one frame's unit chroma."""
-    step = max(1, max(cb.shape) // _STATS_SIDE)
-    cb, cr = cb[::step, ::step], cr[::step, ::step]
+    """Magnitude, offset and spread of one frame's unit chroma, on block means."""
+    cb, cr = block_means(cb), block_means(cr)
     magnitude = np.hypot(cb, cr)
     mean_cb, mean_cr = float(cb.mean()), float(cr.mean())
     spread = float(np.sqrt(np.mean((cb - mean_cb) ** 2 + (cr - mean_cr) ** 2)))
@@ -623,8 +643,10 @@ def summarize_chroma(frames: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, 
     """Grey/tinted/colour verdict from unit-chroma planes of a few frames.
 
     Grey: chroma is neutral everywhere. Tinted: each frame's chroma sits on one non-neutral
-    colour (sepia, a blue night tint) with little per-pixel spread around it. Colour: the rest.
+    colour (sepia, a blue night tint) with little spread around it. Colour: the rest.
     Spread is measured per frame, so a film tinted differently per scene still reads as tinted.
+    Everything is measured on block means (``block_means``), so chroma noise that is random from
+    pixel to pixel and zero on average does not count as colour.
 
     Args:
         frames: ``(cb, cr)`` unit-chroma arrays per sampled frame.

@@ -213,6 +213,8 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     files["directory"] = d / "a folder.mp4"
     files["directory"].mkdir()
     files["missing"] = d / "never_made.mp4"
+    files["image-sequence"] = d / "frames_%04d.png"  # a scan's frames, as FFmpeg names a sequence
+    files["image-sequence-glob"] = d / "frames_*.png"
 
     odd = d / ODD_NAME
     odd.mkdir()
@@ -235,6 +237,10 @@ UNREADABLE = [
     ("unknown-codec", ["no decoder for its video codec", "convert the video first"]),
     ("directory", ["is a directory", "give a video file"]),
     ("missing", ["does not exist", "check the path"]),
+    ("image-sequence", ["does not exist", "image sequences are not read directly",
+                        "ffmpeg -framerate 24 -i ", "frames_%04d.png -c:v ffv1 reel.mkv", "-start_number"]),
+    ("image-sequence-glob", ["does not exist", "image sequences are not read directly",
+                             "ffmpeg -framerate 24 -pattern_type glob -i ", "frames_*.png' -c:v ffv1 reel.mkv"]),
     ("non-ascii-text", ["cannot read", "is it a video file?"]),
 ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -135,7 +136,7 @@ def check_readable_file(path: str | os.PathLike) -> Path:
     """
     p = Path(path)
     if not p.exists():
-        raise InputError(f"input {p} does not exist; check the path")
+        raise InputError(f"input {p} does not exist; {_sequence_advice(p) or 'check the path'}")
     if p.is_dir():
         raise InputError(f"input {p} is a directory; give a video file")
     if p.stat().st_size == 0:
@@ -143,6 +144,25 @@ def check_readable_file(path: str | os.PathLike) -> Path:
     if not os.access(p, os.R_OK):
         raise InputError(f"input {p} is not readable; check its permissions")
     return p
+
+
+# A name that stands for numbered frames: printf style (frames_%04d.png), hashes (frame.####.dpx)
+# or a shell glob left quoted (frames_*.png).
+_SEQUENCE_NAME = re.compile(r"%0?\d*d|#{2,}|[*?\[]")
+
+
+def _sequence_advice(p: Path) -> str | None:
+    """How to wrap an image sequence as a video, when ``p`` names one (checked with FFmpeg 5.1)."""
+    if not _SEQUENCE_NAME.search(p.name):
+        return None
+    if re.search(r"[*?\[]", p.name):
+        source, numbering = f"-pattern_type glob -i {shlex.quote(str(p))}", ""
+    else:  # FFmpeg's own numbering is printf style, and it looks for the first frame among 0 to 4
+        source = "-i " + shlex.quote(re.sub(r"#{2,}", lambda hashes: f"%0{len(hashes.group())}d", str(p)))
+        numbering = "; add -start_number FIRST before -i when the first frame's number is above 4"
+    return (f"image sequences are not read directly: wrap the frames in a lossless video first, e.g. "
+            f"ffmpeg -framerate 24 {source} -c:v ffv1 reel.mkv (24: the scan's frame rate{numbering}), "
+            "then colorize reel.mkv")
 
 
 # FFmpeg reads "NAME:rest" as a URL of protocol NAME when NAME has only these characters, so a

@@ -257,10 +257,26 @@ def test_unreadable_input_is_one_line_exit_3(tmp_path, corpus, model_path, case,
     assert list(out_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("case", ["empty", "text", "moov-missing", "zero-frames", "unknown-codec", "directory"])
+@pytest.mark.parametrize("case", ["empty", "text", "moov-missing", "unknown-codec", "directory"])
 def test_probe_refuses_the_same_files(corpus, case):
     line = error_line(invoke(["probe", corpus[case]]), 3)
     assert str(corpus[case]) in line
+
+
+@pytest.mark.parametrize("case, damage", [("zero-frames", None),
+                                          ("truncated-in-moov", "it is cut short (truncated); re-copy it")])
+def test_probe_lists_the_streams_of_a_video_without_frames(corpus, case, damage):
+    """It only said "the video stream has no frames; nothing to colorize" (colorize's words)."""
+    result = invoke(["probe", corpus[case]])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"video #0: \w+ \d+x\d+, no frames", lines[2]), lines
+    assert lines[-1] == "verdict: not computed (no frames)"
+    assert "nothing to colorize" not in result.stdout
+    if case == "zero-frames":
+        assert lines[3].startswith("audio #1: pcm_s16le 48000 Hz")
+    damage_lines = [line for line in lines if line.startswith("  damage: ")]
+    assert (len(damage_lines) == 1 and damage in damage_lines[0]) if damage else damage_lines == []
 
 
 def test_no_traceback_reaches_stderr_of_a_real_process(tmp_path, corpus, model_path):

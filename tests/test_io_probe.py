@@ -219,6 +219,29 @@ def test_format_report_mentions_the_essentials(tmp_path):
         assert needle in text
 
 
+def test_format_report_counts_one_frame_and_names_rgb_without_a_matrix_tag(tmp_path):
+    one = format_report(probe(make_clip(tmp_path / "one.mkv", frames=1).path))
+    assert "timing: 1 frame, " in one and "1 frame sampled" in one and "1 frames" not in one
+    rgb = format_report(probe(make_clip(tmp_path / "rgb.mkv", frames=2, pix_fmt="bgr0", lossless=True).path))
+    assert "matrix none (RGB, read as YCbCr with bt601)" in rgb and "gbr" not in rgb.split("matrix")[1]
+
+
+def test_format_report_of_a_still_image_reads_as_one(tmp_path):
+    """It said "container: png_pipe, unknown duration", "1 frames" and "matrix gbr (using bt601)"."""
+    import cv2
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[..., 2] = np.arange(64, dtype=np.uint8) * 4
+    cv2.imwrite(str(tmp_path / "photo.png"), rgb)
+    cv2.imwrite(str(tmp_path / "scan.tif"), (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16))
+    photo = format_report(probe(tmp_path / "photo.png"))
+    assert photo.splitlines()[1] == "still image: PNG 64x48, 8-bit RGB"
+    assert photo.splitlines()[2].startswith("verdict: colour (") and "sampled" not in photo
+    for jargon in ("png_pipe", "container", "duration", "frames", "gbr", "time base", "rotation"):
+        assert jargon not in photo, jargon
+    assert format_report(probe(tmp_path / "scan.tif")).splitlines()[1] == "still image: TIFF 64x48, 16-bit grey"
+
+
 # ------------------------------------------------------------------------------- errors
 
 

@@ -116,6 +116,24 @@ class MediaInfo:
     verdict: str | None
     chroma_stats: dict = field(default_factory=dict)
     timing_problem: str | None = None  # timestamps that go backwards, seen while decoding for the verdict
+    damage: str | None = None  # why a video stream with no frames has none (an MP4 cut short), where known
+
+    @property
+    def is_still(self) -> bool:
+        """Whether FFmpeg read the file as a single image (its image demuxers)."""
+        return is_image_format(self.format_name)
+
+
+def is_image_format(format_name: str) -> bool:
+    """Whether an FFmpeg demuxer reads still images (``image2`` and the ``*_pipe`` ones).
+
+    Args:
+        format_name: the input container's format name.
+
+    Returns:
+        True for a still image.
+    """
+    return format_name == "image2" or format_name.endswith("_pipe")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,9 +529,9 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     first = _first_frame(container, stream)
     decoder_fmt = first.format.name if first is not None else (ctx.format.name if ctx.format else None)
     if decoder_fmt is None:
-        damage = _mp4_damage(Path(path))  # an index or media data cut short
         if not scan_timestamps(path, stream.index):
-            raise InputError(f"{path}: the video stream has no frames; {damage or 'nothing to colorize'}")
+            return _frameless_video(stream, ctx)
+        damage = _mp4_damage(Path(path))  # an index or media data cut short
         raise InputError(f"{path}: no frame of the video stream can be decoded (its pixel format is unknown); "
                          f"{damage or 'the file is damaged: re-copy or re-export it'}")
     try:
@@ -550,6 +568,19 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
         sample_aspect_ratio=_sample_aspect_ratio(stream),
         planar_pix_fmt=planar,
         field_order=field_order,
+    )
+
+
+def _frameless_video(stream, ctx) -> VideoStreamInfo:
+    """The VideoStreamInfo of a video stream without a single frame: what its codec parameters
+    say, ``frame_count`` 0 (``run.check_video_input`` refuses it before anything reads the rest)."""
+    height = ctx.height or 0
+    return VideoStreamInfo(
+        index=stream.index, codec=codec_name(stream), width=ctx.width or 0, height=height,
+        pix_fmt=ctx.format.name if ctx.format else "unknown", bit_depth=8, is_gray=False, chroma_shift=(1, 1),
+        time_base=Fraction(stream.time_base or Fraction(1, 1000)), avg_rate=None, frame_count=0, is_vfr=False,
+        color_primaries=None, color_trc=None, colorspace=None, full_range=False,
+        matrix=matrix_from_ffmpeg(None, height), interlaced=False, rotation=0,
     )
 
 
@@ -727,6 +758,8 @@ def _verdict(info: MediaInfo, sample_frames: int) -> tuple[str | None, dict]:
     video = info.video
     if video is None:
         return None, {}
+    if video.frame_count == 0:
+        return None, {"frames_sampled": 0, "reason": "no frames"}
     if video.is_gray:
         return "grey", {"frames_sampled": 0, "reason": f"{video.pix_fmt} has no chroma planes"}
     frames = _sampled_chroma(info, sample_frames)
@@ -751,7 +784,8 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
         A MediaInfo.
 
     Raises:
-        InputError: missing, empty or non-media file, a directory, or no video stream.
+        InputError: missing, empty or non-media file, a directory, or no video stream (a video
+            stream without frames is described, with ``frame_count`` 0).
     """
     p = check_readable_file(path)
     with open_input(p) as container:
@@ -765,8 +799,9 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
         others = tuple(_describe_other(s) for s in container.streams
                        if s.index != stream.index and s.type != "video")
         duration = container.duration / 1_000_000 if container.duration is not None else None
+        damage = _mp4_damage(p) if video.frame_count == 0 else None  # an index or media data cut short
         info = MediaInfo(path=str(p), format_name=container.format.name, duration_s=duration,
-                         video=video, others=others, verdict=None, chroma_stats={})
+                         video=video, others=others, verdict=None, chroma_stats={}, damage=damage)
     if verdict:
         try:
             result, stats = _verdict(info, sample_frames)
@@ -811,25 +846,57 @@ def _format_rate(rate: Fraction | None) -> str:
     return f"{float(rate):.3f} fps ({rate.numerator}/{rate.denominator})"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _subsampling_name(video: VideoStreamInfo) -> str:
     if video.is_gray:
         return "gray"
     return _SUBSAMPLING_NAMES.get(tuple(video.chroma_shift), f"chroma shift {video.chroma_shift}")
 
 
+def _matrix_words(video: VideoStreamInfo) -> str:
+    """The matrix as read: an RGB source has none of its own ("gbr"), decode picks one."""
+    if is_rgb_like(video.pix_fmt):
+        return f"none (RGB, read as YCbCr with {video.matrix})"
+    return f"{video.colorspace or 'unspecified'} (using {video.matrix})"
+
+
 def _video_lines(video: VideoStreamInfo) -> list[str]:
+    if video.frame_count == 0:
+        return [f"video #{video.index}: {video.codec} {video.width}x{video.height}, no frames"]
     timing = "variable frame rate" if video.is_vfr else "constant frame rate"
     sar = f", pixel aspect {video.sample_aspect_ratio}" if video.sample_aspect_ratio else ""
     return [
         f"video #{video.index}: {video.codec} {video.width}x{video.height} {video.pix_fmt} "
         f"({video.bit_depth}-bit {_subsampling_name(video)}){sar}",
-        f"  timing: {video.frame_count} frames, {_format_rate(video.avg_rate)}, {timing}, "
+        f"  timing: {_count(video.frame_count, 'frame')}, {_format_rate(video.avg_rate)}, {timing}, "
         f"time base {video.time_base.numerator}/{video.time_base.denominator}",
         f"  colour: primaries {video.color_primaries or 'unspecified'}, "
-        f"transfer {video.color_trc or 'unspecified'}, matrix {video.colorspace or 'unspecified'} "
-        f"(using {video.matrix}), {'full' if video.full_range else 'limited'} range",
+        f"transfer {video.color_trc or 'unspecified'}, matrix {_matrix_words(video)}, "
+        f"{'full' if video.full_range else 'limited'} range",
         f"  scan: {'interlaced' if video.interlaced else 'progressive'}, rotation {video.rotation} degrees",
     ]
+
+
+# Image types by FFmpeg's codec name, as people call them.
+_IMAGE_TYPES = {"mjpeg": "JPEG", "jpegls": "JPEG-LS", "jpeg2000": "JPEG 2000", "targa": "Targa", "webp": "WebP",
+                "exr": "OpenEXR"}
+
+
+def _still_line(video: VideoStreamInfo) -> str:
+    """A still image in one line: its type, size and samples (no timing, scan or matrix)."""
+    kind = _IMAGE_TYPES.get(video.codec, video.codec.upper())
+    fmt = av.video.format.VideoFormat(video.pix_fmt)
+    if is_rgb_like(video.pix_fmt):
+        samples = "RGB"
+    elif video.is_gray:
+        samples = "grey"
+    else:
+        samples = f"YCbCr {_subsampling_name(video)}"
+    alpha = " with transparency" if any(c.is_alpha for c in fmt.components) else ""
+    return f"still image: {kind} {video.width}x{video.height}, {video.bit_depth}-bit {samples}{alpha}"
 
 
 def _verdict_line(info: MediaInfo) -> str:
@@ -839,9 +906,9 @@ def _verdict_line(info: MediaInfo) -> str:
     stats = info.chroma_stats
     if "mean_magnitude" not in stats:
         return f"verdict: {info.verdict} ({stats.get('reason', 'no chroma')})"
+    sampled = "" if info.is_still else f", {_count(stats['frames_sampled'], 'frame')} sampled"
     return (f"verdict: {info.verdict} (mean |chroma| {stats['mean_magnitude']:.4f}, "
-            f"offset {stats['offset']:.4f}, spread {stats['spread']:.4f}, "
-            f"{stats['frames_sampled']} frames sampled)")
+            f"offset {stats['offset']:.4f}, spread {stats['spread']:.4f}{sampled})")
 
 
 def format_report(info: MediaInfo) -> str:
@@ -853,10 +920,16 @@ def format_report(info: MediaInfo) -> str:
     Returns:
         Text without a trailing newline.
     """
-    duration = f"{info.duration_s:.3f} s" if info.duration_s is not None else "unknown duration"
-    lines = [f"file: {info.path}", f"container: {info.format_name}, {duration}"]
-    if info.video is not None:
-        lines += _video_lines(info.video)
+    lines = [f"file: {info.path}"]
+    if info.is_still and info.video is not None and info.video.frame_count == 1:
+        lines.append(_still_line(info.video))
+    else:
+        duration = f"{info.duration_s:.3f} s" if info.duration_s is not None else "unknown duration"
+        lines.append(f"container: {info.format_name}, {duration}")
+        if info.video is not None:
+            lines += _video_lines(info.video)
+    if info.damage:
+        lines.append(f"  damage: {info.damage}")
     if info.timing_problem:
         lines.append(f"  timing problem: {info.timing_problem}")
     for other in info.others:

@@ -308,7 +308,7 @@ def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
     if info.video is None:
         raise InputError(f"{info.path}: no video stream to colorize")
     if info.video.frame_count == 0:
-        raise InputError(f"{info.path}: the video stream has no frames")
+        raise InputError(f"{info.path}: the video stream has no frames; {info.damage or 'nothing to colorize'}")
     if info.timing_problem:  # found by probe's verdict; else the decoder stops at it (exit 3 as well)
         raise TimestampError(info.path, info.timing_problem)
     if info.verdict == "colour" and not cfg.force:

@@ -355,6 +355,9 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo) -> VideoPlan:
 def _warn_what_the_output_changes(cfg: ColorizeConfig, info: MediaInfo) -> None:
     """One line each, before any work, for what of the source the output does not keep as it is."""
     video = info.video
+    if info.verdict == "tinted":  # a colour input needs --force; a tint would otherwise go without a word
+        log.warning("%s is tinted (sepia or a colour cast): the tint is not kept, the colours are made anew from "
+                    "its luma", cfg.input)
     if video.interlaced and not cfg.deinterlace:
         log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
                     "container can say so); add --deinterlace for progressive frames", cfg.input)

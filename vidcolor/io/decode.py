@@ -294,6 +294,12 @@ def _backwards(path, video, stamp: int, previous: int, position: int | None) -> 
                                 + RETIME_ADVICE.format(path=shlex.quote(str(path))))
 
 
+def _size_changes(path, video, shape: tuple[int, int]) -> InputError:
+    """The error for a frame of another size than the stream's (the output has one size)."""
+    return InputError(f"{path}: the frame size changes from {video.width}x{video.height} to {shape[1]}x{shape[0]} "
+                      "mid-stream; vidcolor needs one frame size per file (split it where the size changes)")
+
+
 def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats) -> Iterator[Frame]:
     """The generator body of ``iter_frames`` (arguments already checked)."""
     index_of = {pts: i for i, pts in enumerate(pts_list)}
@@ -315,6 +321,8 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
                     # A decoder gives frames in presentation order, so their pts must rise; a muxer
                     # that lost B-frame reordering (pts = dts) makes them jump back. Checked on
                     # pre-roll frames too, so probe's seeks for its verdict notice it.
+                    if (av_frame.height, av_frame.width) != (video.height, video.width):
+                        raise _size_changes(path, video, (av_frame.height, av_frame.width))  # joined captures
                     raise _backwards(path, video, stamp, previous_stamp, counted if start == 0 else None)
                 previous_stamp = stamp if stamp is not None else previous_stamp
                 if stamp is None:
@@ -332,9 +340,7 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
                 if y.shape != (video.height, video.width):
                     # A stream that changes size mid-way (concatenated captures): the output
                     # stream has one size, so stop here with a clear reason.
-                    raise InputError(f"{path}: the frame size changes from {video.width}x{video.height} to "
-                                     f"{y.shape[1]}x{y.shape[0]} mid-stream; vidcolor needs one frame size per file "
-                                     "(split it where the size changes)")
+                    raise _size_changes(path, video, y.shape)
                 previous_index = index
                 delivered += 1
                 stats.decoded += 1

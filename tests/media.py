@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-CONTENTS = ("moving", "grey", "sepia", "colour", "flicker", "cut")
+CONTENTS = ("moving", "grey", "noisy_grey", "sepia", "colour", "flicker", "cut")
 
 # ffmpeg enum values for colour tags (libavutil/pixfmt.h), by ffmpeg name.
 _PRIMARIES = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "film": 8, "bt2020": 9}
@@ -90,11 +90,14 @@ def _luma(i: int, width: int, height: int, frames: int, content: str, rng: np.ra
 def _chroma(i: int, luma_sub: np.ndarray, content: str, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Unit chroma (about [-0.5, 0.5]) at chroma-plane size for frame ``i``."""
     h, w = luma_sub.shape
-    if content == "grey":
-        # Neutral, with the faint chroma noise of a scanned black-and-white print.
+    if content in ("grey", "noisy_grey"):
+        # Neutral, with the faint chroma noise of a scanned black-and-white print; "noisy_grey":
+        # the stronger noise (2.7 codes, random per pixel, zero on average) of black-and-white
+        # film telecined on colour equipment.
         rng = np.random.default_rng(1000 + i)
-        return (rng.normal(0.0, 0.003, (h, w)).astype(np.float32),
-                rng.normal(0.0, 0.003, (h, w)).astype(np.float32))
+        sigma = 0.003 if content == "grey" else 2.7 / 224
+        return (rng.normal(0.0, sigma, (h, w)).astype(np.float32),
+                rng.normal(0.0, sigma, (h, w)).astype(np.float32))
     if content == "sepia":
         # A constant warm tint (Cb < 0, Cr > 0), slightly stronger in the highlights.
         gain = 0.85 + 0.3 * luma_sub
@@ -306,7 +309,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
               color_meta: dict | None = None, subtitle: bool = False, rotation: int = 0,
               gop: int = 4, seed: int = 0, tags: bool = False, chapters: bool = False,
               attachments: bool = False, timecode: bool = False, second_video: bool = False,
-              field_order: int = 0, pts: list[int] | None = None) -> Clip:
+              field_order: int = 0, pts: list[int] | None = None,
+              sample_aspect_ratio: Fraction | None = None) -> Clip:
     """Write a small synthetic clip with PyAV.
 
     Args:
@@ -321,7 +325,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         lossless: use FFV1 (planes read back equal ``Clip.planes``).
         audio: None, ``"aac"`` or ``"pcm_s16le"`` (48 kHz stereo, as long as the video).
         vfr: irregular frame durations.
-        content: ``moving`` (colour, moving), ``grey`` (neutral chroma), ``sepia`` (constant
+        content: ``moving`` (colour, moving), ``grey`` (neutral chroma), ``noisy_grey`` (zero-mean
+            chroma noise of 2.7 codes, as a telecine adds), ``sepia`` (constant
             warm tint), ``colour`` (varied hues), ``flicker`` (chroma alternates per frame),
             ``cut`` (a scene cut in the middle).
         color_meta: ffmpeg names under ``primaries``, ``trc``, ``colorspace``, ``range``.
@@ -338,6 +343,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
         pts: the frames' timestamps in the codec time base (1/rate, or 1/(2 rate) with
             ``vfr``) instead of the generated ones, e.g. a film whose first frame is not at 0
             (audio still starts at 0) or with a long gap; ``frames`` is then ``len(pts)``.
+        sample_aspect_ratio: non-square pixels (e.g. 32/27, anamorphic DV), stored in the
+            bitstream by x264/x265.
 
     Returns:
         A Clip describing what was written.
@@ -369,6 +376,8 @@ def make_clip(path, width: int = 96, height: int = 64, frames: int = 12, rate: F
             video.metadata["timecode"] = TIMECODE
         if field_order:
             video.codec_context.field_order = field_order
+        if sample_aspect_ratio:
+            video.codec_context.sample_aspect_ratio = sample_aspect_ratio
         audio_stream = audio_src = None
         if audio:
             audio_stream, audio_src = _encode_audio(container, audio, seconds)

@@ -14,7 +14,7 @@ from tests.test_pipeline import model_path, tiny_generator  # noqa: F401 - model
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import OUT_OF_MEMORY
 from vidcolor.errors import ModelError
-from vidcolor.pipeline.batch import make_batch, render_shape
+from vidcolor.pipeline.batch import MAX_RENDER_SIDE, make_batch, render_shape
 from vidcolor.pipeline.generate import ChromaGenerator
 from vidcolor.pipeline.run import colorize
 
@@ -104,6 +104,16 @@ def test_render_shape_snaps_to_multiples_of_16():
     assert render_shape(1080, 1920, 256) == (256, 448)
     assert render_shape(362, 642, 256) == (256, 448)
     assert render_shape(1920, 1080, 256) == (448, 256)
+
+
+def test_render_shape_caps_the_long_side_of_very_wide_or_tall_frames():
+    """A 4000x16 strip at short side 192 asked for a 48000-px render, past OpenCV's 32767."""
+    assert render_shape(16, 4000, 192) == (32, MAX_RENDER_SIDE)  # the short side never under 32 (DIS flow)
+    assert render_shape(4000, 16, 192) == (MAX_RENDER_SIDE, 32)
+    assert render_shape(16, 4000, 32) == (32, 8000)  # under the cap: unchanged
+    assert render_shape(1080, 8000, 2048) == (1104, MAX_RENDER_SIDE)
+    assert render_shape(1080, 1920, 2048) == (2048, 3648)
+    assert render_shape(1, 1, 32) == (32, 32)
 
 
 def _vidcolor_threads() -> list[str]:

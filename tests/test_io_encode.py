@@ -18,6 +18,7 @@ from tests.media import (
     TIMECODE,
     cover_png,
     ffprobe_duration,
+    ffprobe_json,
     ffprobe_video_pts,
     make_clip,
     passthrough,
@@ -27,7 +28,7 @@ from tests.media import (
 )
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
-from vidcolor.io.encode import OutputWriter, check_output_supported, output_format, shift_bits
+from vidcolor.io.encode import OutputWriter, check_output_supported, depth_loss, output_format, shift_bits
 from vidcolor.io.probe import probe, scan_timestamps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,7 @@ def test_output_format_rules(tmp_path):
     assert output_format(gray, "x264").pix_fmt == "yuv420p"
     assert output_format(full444, "x265").pix_fmt == "yuv444p"
     assert output_format(twelve, "x264").pix_fmt == "yuv422p10le"
+    assert output_format(twelve, "x265").pix_fmt == "yuv422p12le"  # x265 keeps 12 bits (it used to cut to 10)
     assert output_format(yuv420, "prores").pix_fmt == "yuv422p10le"
     assert output_format(full444, "prores").pix_fmt == "yuv444p10le"
     assert output_format(ten, "ffv1").pix_fmt == "yuv420p10le"
@@ -88,6 +90,17 @@ def test_output_format_rules(tmp_path):
     assert fmt.chroma_size == (17, 33) and fmt.bit_depth == 8 and fmt.chroma_shift == (1, 1)
     with pytest.raises(UsageError):
         output_format(yuv420, "mpeg2")
+
+
+def test_depth_loss_names_the_codecs_that_keep_every_bit(tmp_path):
+    twelve = _video(tmp_path, "yuv420p12le", "a.mkv")
+    sixteen = _video(tmp_path, "gray16le", "b.mkv")
+    assert depth_loss(twelve, "x264") == ("the source is 12-bit and x264 writes at most 10 bits, so every sample "
+                                          "(luma included) is cut to 10 bits; --codec x265 or ffv1 keeps all 12")
+    assert "--codec x265 or ffv1 keeps all 12" in depth_loss(twelve, "prores")
+    assert depth_loss(twelve, "x265") is None and depth_loss(twelve, "ffv1") is None
+    assert depth_loss(sixteen, "x265").endswith("cut to 12 bits; --codec ffv1 keeps all 16")
+    assert depth_loss(_video(tmp_path, "yuv420p10le", "c.mkv"), "x264") is None
 
 
 def test_prores_is_limited_range_and_other_codecs_keep_full_range(tmp_path):
@@ -268,6 +281,21 @@ def test_untagged_source_stays_untagged(tmp_path):
     out = tmp_path / "out.mp4"
     passthrough(clip.path, out, codec="x264")
     assert _colour(out) == (None, None, None, False)
+
+
+@pytest.mark.parametrize("ext, codec", [("mkv", "ffv1"), ("avi", "ffv1"), ("mkv", "x264"), ("mov", "prores"),
+                                        ("mp4", "x265")])
+def test_pixel_aspect_ratio_is_kept_with_every_codec(tmp_path, ext, codec):
+    """Anamorphic DV (32:27): FFV1 in Matroska or AVI lost it, as neither its bitstream nor PyAV's
+    stream set the container's ratio, so the film played squeezed."""
+    clip = make_clip(tmp_path / "anamorphic.mkv", width=96, height=64, frames=3, sample_aspect_ratio=Fraction(32, 27))
+    assert probe(clip.path, verdict=False).video.sample_aspect_ratio == Fraction(32, 27)
+    out = tmp_path / f"out.{ext}"
+    passthrough(clip.path, out, codec=codec)
+    assert probe(out, verdict=False).video.sample_aspect_ratio == Fraction(32, 27)
+    if (data := ffprobe_json(out)) is not None:  # what other tools read
+        video = next(s for s in data["streams"] if s["codec_type"] == "video")
+        assert (video["sample_aspect_ratio"], video["display_aspect_ratio"]) == ("32:27", "16:9")
 
 
 def test_rotation_is_kept(tmp_path):

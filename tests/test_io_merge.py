@@ -45,6 +45,13 @@ def ffv1_source(tmp_path):
     return make_clip(tmp_path / "film.mkv", frames=12, lossless=True, audio="aac", subtitle=True, vfr=True)
 
 
+def test_merged_ffv1_chunks_keep_the_pixel_aspect_ratio(tmp_path):
+    source = make_clip(tmp_path / "dv.mkv", frames=12, sample_aspect_ratio=Fraction(32, 27))
+    merged = tmp_path / "merged.mkv"
+    merge_chunks(_chunks(tmp_path, source.path, "mkv", "ffv1"), str(merged), audio_from=str(source.path))
+    assert probe(merged, verdict=False).video.sample_aspect_ratio == Fraction(32, 27)
+
+
 def test_merged_ffv1_chunks_equal_the_single_file(tmp_path, ffv1_source):
     chunks = _chunks(tmp_path, ffv1_source.path, "mkv", "ffv1")
     assert probe(chunks[1], verdict=False).others == ()  # chunks are video only

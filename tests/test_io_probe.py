@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from tests.media import ffprobe_json, make_clip
 from vidcolor.errors import InputError, UsageError
 from vidcolor.io.probe import (
+    GREY_MEAN_MAGNITUDE,
+    chroma_to_unit,
     format_report,
     media_kind,
     planar_equivalent,
@@ -159,6 +162,31 @@ def test_verdict(tmp_path, content, codec, expected):
     assert info.chroma_stats["frames_sampled"] == 4
 
 
+def test_verdict_ignores_zero_mean_chroma_noise(tmp_path):
+    """Black-and-white film telecined on colour equipment: chroma noise of 2.7 codes, random from
+    pixel to pixel, read as "colour" (colorize then asked for --force); block means average it away."""
+    clip = make_clip(tmp_path / "telecine.mkv", width=160, height=96, frames=4, content="noisy_grey", lossless=True)
+    info = probe(clip.path, sample_frames=4)
+    assert info.verdict == "grey", info.chroma_stats
+    _, cb, cr = clip.planes[0]
+    per_pixel = np.hypot(chroma_to_unit(cb, 8, False), chroma_to_unit(cr, 8, False))
+    assert per_pixel.mean() > GREY_MEAN_MAGNITUDE  # judged pixel by pixel, it was colour
+
+
+SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
+
+
+@pytest.mark.skipif(not SHARED_VIDEO.is_dir(), reason="needs ../shared/data/video")
+@pytest.mark.parametrize("folder, expected", [("color", "colour"), ("bw", "grey")])
+def test_verdict_on_real_clips(folder, expected):
+    clips = sorted((SHARED_VIDEO / folder).glob("*.mp4"))
+    if not clips:
+        pytest.skip(f"no clips in {SHARED_VIDEO / folder}")
+    for clip in clips:
+        info = probe(clip, sample_frames=4)
+        assert info.verdict == expected, (clip.name, info.chroma_stats)
+
+
 def test_verdict_gray_format_is_grey_without_decoding(tmp_path):
     clip = make_clip(tmp_path / "g.mkv", frames=3, pix_fmt="gray", lossless=True)
     assert probe(clip.path).verdict == "grey"
@@ -175,6 +203,9 @@ def test_summarize_chroma_on_arrays():
     rng = np.random.default_rng(0)
     neutral = [(rng.normal(0, 0.002, (16, 16)), rng.normal(0, 0.002, (16, 16)))]
     assert summarize_chroma(neutral)[0] == "grey"
+    telecine = [(rng.normal(0, 0.012, (90, 160)), rng.normal(0, 0.012, (90, 160)))]  # 2.7 codes, random per pixel
+    assert summarize_chroma(telecine)[0] == "grey"
+    assert summarize_chroma([(c + 0.03, c) for c, _ in telecine])[0] == "tinted"  # a cast under the same noise
     tint = [(np.full((16, 16), -0.06) + rng.normal(0, 0.003, (16, 16)), np.full((16, 16), 0.05))]
     assert summarize_chroma(tint)[0] == "tinted"
     hues = np.linspace(0, 2 * np.pi, 256).reshape(16, 16)
@@ -186,6 +217,29 @@ def test_format_report_mentions_the_essentials(tmp_path):
     text = format_report(probe(clip.path, sample_frames=2))
     for needle in ("h264", "96x64", "yuv420p", "4 frames", "25 fps", "audio #1", "verdict: tinted"):
         assert needle in text
+
+
+def test_format_report_counts_one_frame_and_names_rgb_without_a_matrix_tag(tmp_path):
+    one = format_report(probe(make_clip(tmp_path / "one.mkv", frames=1).path))
+    assert "timing: 1 frame, " in one and "1 frame sampled" in one and "1 frames" not in one
+    rgb = format_report(probe(make_clip(tmp_path / "rgb.mkv", frames=2, pix_fmt="bgr0", lossless=True).path))
+    assert "matrix none (RGB, read as YCbCr with bt601)" in rgb and "gbr" not in rgb.split("matrix")[1]
+
+
+def test_format_report_of_a_still_image_reads_as_one(tmp_path):
+    """It said "container: png_pipe, unknown duration", "1 frames" and "matrix gbr (using bt601)"."""
+    import cv2
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[..., 2] = np.arange(64, dtype=np.uint8) * 4
+    cv2.imwrite(str(tmp_path / "photo.png"), rgb)
+    cv2.imwrite(str(tmp_path / "scan.tif"), (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16))
+    photo = format_report(probe(tmp_path / "photo.png"))
+    assert photo.splitlines()[1] == "still image: PNG 64x48, 8-bit RGB"
+    assert photo.splitlines()[2].startswith("verdict: colour (") and "sampled" not in photo
+    for jargon in ("png_pipe", "container", "duration", "frames", "gbr", "time base", "rotation"):
+        assert jargon not in photo, jargon
+    assert format_report(probe(tmp_path / "scan.tif")).splitlines()[1] == "still image: TIFF 64x48, 16-bit grey"
 
 
 # ------------------------------------------------------------------------------- errors

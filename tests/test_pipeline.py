@@ -141,6 +141,31 @@ def test_prores_and_x265_outputs(tmp_path, model_path):
         assert_same_timing(src, out)
 
 
+def test_tinted_source_gets_one_line_that_its_tint_is_replaced(tmp_path, model_path, caplog):
+    for content, lines in (("sepia", 1), ("grey", 0)):
+        caplog.clear()
+        src = make_clip(tmp_path / f"{content}.mkv", frames=4, content=content).path
+        run(src, tmp_path / f"{content}_out.mkv", model_path, force=False)
+        notes = [r.getMessage() for r in caplog.records if "tint" in r.getMessage()]
+        assert notes == [f"{src} is tinted (sepia or a colour cast): the tint is not kept, the colours are made "
+                         "anew from its luma"] * lines
+
+
+def test_12_bit_source_keeps_12_bits_where_the_codec_can_and_warns_where_not(tmp_path, model_path, caplog):
+    src = make_clip(tmp_path / "in.mkv", frames=4, pix_fmt="yuv420p12le", lossless=True, content="grey").path
+    for codec, pix_fmt in (("x265", "yuv420p12le"), ("ffv1", "yuv420p12le"), ("x264", "yuv420p10le")):
+        caplog.clear()
+        out = tmp_path / f"{codec}.mkv"
+        run(src, out, model_path, codec=codec)
+        assert probe(out, verdict=False).video.pix_fmt == pix_fmt
+        cut = [r.getMessage() for r in caplog.records if "12-bit" in r.getMessage()]
+        if codec == "x264":  # one line, before the run, naming the codecs that keep 12 bits
+            assert cut == [f"{src}: the source is 12-bit and x264 writes at most 10 bits, so every sample "
+                           "(luma included) is cut to 10 bits; --codec x265 or ffv1 keeps all 12"]
+        else:
+            assert cut == []
+
+
 def assert_grey_levels_kept_and_coloured(src: Path, out: Path, frames: slice = slice(None)) -> None:
     """As a player shows them (RGB by the files' own tags), ``out`` has the BT.601 luma of
     ``src``'s ``frames``, up to a codec's loss, and colour."""

@@ -126,7 +126,8 @@ def colorize(input_path, output, frames, preview, resume, segment_frames, model,
     report = run_colorize(cfg)
     extra = f", preview {report.preview}" if report.preview else ""
     kept = "" if report.rendered is None else f" ({report.rendered} rendered now, the rest kept from before)"
-    click.echo(f"wrote {report.output}: {report.frames} frames{kept} in {report.seconds:.1f} s ({report.fps:.1f} fps){extra}")
+    frames = f"{report.frames} frame" + ("" if report.frames == 1 else "s")
+    click.echo(f"wrote {report.output}: {frames}{kept} in {report.seconds:.1f} s ({report.fps:.1f} fps){extra}")
 
 
 @main.command()

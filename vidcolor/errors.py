@@ -31,6 +31,14 @@ class InputError(VidcolorError):
     exit_code = 3
 
 
+class TimestampError(InputError):
+    """Frame timestamps that go backwards in decoding order: the file's timing is damaged."""
+
+    def __init__(self, path, detail: str):
+        super().__init__(f"{path}: {detail}")
+        self.detail = detail  # the message without the file name (probe's report names the file once)
+
+
 class OutputError(VidcolorError):
     """The output cannot be written (exists, read-only, full disk, same as input)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Iterable, Iterator
 import av
 import numpy as np
 
-from vidcolor.errors import InputError
+from vidcolor.errors import InputError, TimestampError
 from vidcolor.io.probe import (
     MediaInfo,
     ffmpeg_path,
@@ -278,6 +279,27 @@ def _duration(av_frame: av.VideoFrame, index: int, pts: int, pts_list: list[int]
     return None
 
 
+# What to do about a file whose timestamps go backwards (checked with FFmpeg 5.1: the frames
+# come out in the decoder's order, which is the right one, timed anew at the given rate).
+RETIME_ADVICE = ("re-time it at its frame rate and colorize the copy, e.g. ffmpeg -r 24 -i {path} -c:v ffv1 -c:a copy "
+                 "retimed.mkv (24: the film's real frame rate, e.g. 25 or 30000/1001)")
+
+
+def _backwards(path, video, stamp: int, previous: int, position: int | None) -> TimestampError:
+    """The error for a frame whose timestamp is not after the previous frame's."""
+    tb = video.time_base
+    where = f"frame {position}, " if position is not None else ""
+    return TimestampError(path, f"the video's timestamps go backwards at {where}{float(stamp * tb):.3f} s "
+                                f"(after a frame at {float(previous * tb):.3f} s), so its timing is damaged; "
+                                + RETIME_ADVICE.format(path=shlex.quote(str(path))))
+
+
+def _size_changes(path, video, shape: tuple[int, int]) -> InputError:
+    """The error for a frame of another size than the stream's (the output has one size)."""
+    return InputError(f"{path}: the frame size changes from {video.width}x{video.height} to {shape[1]}x{shape[0]} "
+                      "mid-stream; vidcolor needs one frame size per file (split it where the size changes)")
+
+
 def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats) -> Iterator[Frame]:
     """The generator body of ``iter_frames`` (arguments already checked)."""
     index_of = {pts: i for i, pts in enumerate(pts_list)}
@@ -290,10 +312,19 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
             frames = _deinterlaced(frames, stream)
         previous_index = start - 1
         counted = -1  # frames seen: the index of streams without timestamps (they never seek)
+        previous_stamp = None
         try:
             for av_frame in frames:
                 counted += 1
                 stamp = _stamp(av_frame)
+                if stamp is not None and previous_stamp is not None and stamp <= previous_stamp:
+                    # A decoder gives frames in presentation order, so their pts must rise; a muxer
+                    # that lost B-frame reordering (pts = dts) makes them jump back. Checked on
+                    # pre-roll frames too, so probe's seeks for its verdict notice it.
+                    if (av_frame.height, av_frame.width) != (video.height, video.width):
+                        raise _size_changes(path, video, (av_frame.height, av_frame.width))  # joined captures
+                    raise _backwards(path, video, stamp, previous_stamp, counted if start == 0 else None)
+                previous_stamp = stamp if stamp is not None else previous_stamp
                 if stamp is None:
                     if counted >= len(pts_list):
                         break
@@ -309,9 +340,7 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
                 if y.shape != (video.height, video.width):
                     # A stream that changes size mid-way (concatenated captures): the output
                     # stream has one size, so stop here with a clear reason.
-                    raise InputError(f"{path}: the frame size changes from {video.width}x{video.height} to "
-                                     f"{y.shape[1]}x{y.shape[0]} mid-stream; vidcolor needs one frame size per file "
-                                     "(split it where the size changes)")
+                    raise _size_changes(path, video, y.shape)
                 previous_index = index
                 delivered += 1
                 stats.decoded += 1

@@ -41,6 +41,7 @@ from vidcolor.io.remux import (
     plan_streams,
     warn_dropped,
 )
+from vidcolor.io.stream_aspect import set_container_sample_aspect_ratio
 from vidcolor.matrices import MATRIX_TAGS
 
 
@@ -49,6 +50,10 @@ CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "
 DEFAULT_CRF = {"x264": 16, "x265": 18, "nvenc-h264": 18, "nvenc-hevc": 20}
 AUTO_CODEC = "auto"  # NVENC H.264 beside a CUDA model when it opens, x264 otherwise
 HARDWARE_CODECS = ("nvenc-h264", "nvenc-hevc")  # 8-bit 4:2:0 or 4:4:4 only (see output_format)
+
+# The deepest samples each codec writes: x264 and ProRes 10 bits, x265 12, FFV1 all (16).
+MAX_DEPTH = {"x264": 10, "x265": 12, "prores": 10, "ffv1": 16, "nvenc-h264": 8, "nvenc-hevc": 8}
+_DEPTH_KEEPERS = ("x265", "ffv1")  # named when a codec cuts a deep source's bits
 
 _FAMILIES = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440", (2, 2): "410"}
 _SHIFTS = {family: shift for shift, family in _FAMILIES.items()}
@@ -101,7 +106,8 @@ def output_format(video: VideoStreamInfo, codec: str, container: str | None = No
     """The pixel layout ``codec`` writes for a source.
 
     x264/x265 keep the subsampling and bit depth (gray becomes 4:2:0 since the output has
-    colour; 12/16-bit become 10-bit). NVENC writes 8-bit 4:2:0, or 4:4:4 for 4:4:4 sources
+    colour) up to their deepest: x264 10 bits, x265 12 (``MAX_DEPTH``; ``depth_loss`` words
+    the cut). NVENC writes 8-bit 4:2:0, or 4:4:4 for 4:4:4 sources
     (deeper sources are refused by ``resolve_codec``). ProRes is 4:2:2 10-bit (4:4:4 10-bit
     for 4:4:4 sources), always limited range: its bitstream has no range flag and decoders
     read it as limited, so a full-range source's luma is rescaled (``pipeline.run.output_luma``).
@@ -127,7 +133,7 @@ def output_format(video: VideoStreamInfo, codec: str, container: str | None = No
     depth = video.bit_depth
     if codec in ("x264", "x265"):
         family = _WIDER_FAMILY.get(family, family)
-        depth = 8 if depth <= 8 else 10
+        depth = min(8 if depth <= 8 else 10 if depth <= 10 else 12, MAX_DEPTH[codec])
     elif codec in HARDWARE_CODECS:
         family, depth = ("444" if family == "444" else "420"), 8
     elif codec == "prores":
@@ -140,6 +146,26 @@ def output_format(video: VideoStreamInfo, codec: str, container: str | None = No
     full_range = video.full_range and not range_unstored
     return OutputFormat(pix_fmt=pix_fmt, bit_depth=depth, chroma_shift=_SHIFTS[family], width=video.width,
                         height=video.height, full_range=full_range, matrix=video.matrix)
+
+
+def depth_loss(video: VideoStreamInfo, codec: str) -> str | None:
+    """What a codec cuts from a deep source, as one line for a warning before any work.
+
+    Args:
+        video: the source's video stream.
+        codec: a key of ``CODECS``.
+
+    Returns:
+        None when the output keeps every bit of the source; else the line, naming the codecs
+        that would keep them.
+    """
+    kept = output_format(video, codec).bit_depth
+    if kept >= video.bit_depth:
+        return None
+    keepers = [c for c in _DEPTH_KEEPERS if c != codec and MAX_DEPTH[c] >= video.bit_depth]
+    advice = f"; --codec {' or '.join(keepers)} keeps all {video.bit_depth}" if keepers else ""
+    return (f"the source is {video.bit_depth}-bit and {codec} writes at most {kept} bits, so every sample "
+            f"(luma included) is cut to {kept} bits{advice}")
 
 
 def shift_bits(plane: np.ndarray, from_bits: int, to_bits: int) -> np.ndarray:
@@ -351,7 +377,10 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
     for attr, value in color_tags(video, fmt).items():
         setattr(ctx, attr, value)
     if video.sample_aspect_ratio:
-        ctx.sample_aspect_ratio = video.sample_aspect_ratio
+        ctx.sample_aspect_ratio = video.sample_aspect_ratio  # H.264/H.265/ProRes-in-MOV store it from here
+        # Matroska and AVI store it from the container's stream, which PyAV leaves unset: an FFV1
+        # output (whose bitstream has no ratio players read) lost it and played squeezed.
+        set_container_sample_aspect_ratio(stream, video.sample_aspect_ratio)
     if video.field_order:
         # Without --deinterlace every frame still holds both fields, so the output is as
         # interlaced as its source: the flag tells players to deinterlace it (Matroska's FieldOrder).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -18,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcolor.errors import InputError
+from vidcolor.errors import InputError, TimestampError
 from vidcolor.matrices import matrix_from_ffmpeg
 
 # ffmpeg's names for the colour enums (libavutil/pixdesc.c), indexed by their values.
@@ -55,8 +56,13 @@ FIELD_ORDER_TB, FIELD_ORDER_BT = 4, 5
 # on synthetic clips: encoder noise on neutral chroma stays under ~0.005 on average.
 GREY_MEAN_MAGNITUDE = 0.01
 GREY_P95_MAGNITUDE = 0.025
-TINT_SPREAD_RATIO = 0.5  # a tint's per-pixel spread stays under half its offset
-_STATS_SIDE = 160  # chroma planes are subsampled to about this side for the statistics
+TINT_SPREAD_RATIO = 0.5  # a tint's spread stays under half its offset
+# The statistics are taken on the means of square blocks, about this many along the long side:
+# colour (and a tint) covers areas, so it survives the averaging, while the zero-mean, spatially
+# random chroma noise of black-and-white film telecined on colour equipment averages away (a
+# 320x180 clip with noise of 2.7 codes: mean |chroma| 0.017 on pixels, over GREY_MEAN_MAGNITUDE;
+# 0.004 on its 5x5-pixel blocks).
+_BLOCKS_ALONG = 32
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,25 @@ class MediaInfo:
     others: tuple[StreamInfo, ...]
     verdict: str | None
     chroma_stats: dict = field(default_factory=dict)
+    timing_problem: str | None = None  # timestamps that go backwards, seen while decoding for the verdict
+    damage: str | None = None  # why a video stream with no frames has none (an MP4 cut short), where known
+
+    @property
+    def is_still(self) -> bool:
+        """Whether FFmpeg read the file as a single image (its image demuxers)."""
+        return is_image_format(self.format_name)
+
+
+def is_image_format(format_name: str) -> bool:
+    """Whether an FFmpeg demuxer reads still images (``image2`` and the ``*_pipe`` ones).
+
+    Args:
+        format_name: the input container's format name.
+
+    Returns:
+        True for a still image.
+    """
+    return format_name == "image2" or format_name.endswith("_pipe")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,7 +155,7 @@ def check_readable_file(path: str | os.PathLike) -> Path:
     """
     p = Path(path)
     if not p.exists():
-        raise InputError(f"input {p} does not exist; check the path")
+        raise InputError(f"input {p} does not exist; {_sequence_advice(p) or 'check the path'}")
     if p.is_dir():
         raise InputError(f"input {p} is a directory; give a video file")
     if p.stat().st_size == 0:
@@ -138,6 +163,25 @@ def check_readable_file(path: str | os.PathLike) -> Path:
     if not os.access(p, os.R_OK):
         raise InputError(f"input {p} is not readable; check its permissions")
     return p
+
+
+# A name that stands for numbered frames: printf style (frames_%04d.png), hashes (frame.####.dpx)
+# or a shell glob left quoted (frames_*.png).
+_SEQUENCE_NAME = re.compile(r"%0?\d*d|#{2,}|[*?\[]")
+
+
+def _sequence_advice(p: Path) -> str | None:
+    """How to wrap an image sequence as a video, when ``p`` names one (checked with FFmpeg 5.1)."""
+    if not _SEQUENCE_NAME.search(p.name):
+        return None
+    if re.search(r"[*?\[]", p.name):
+        source, numbering = f"-pattern_type glob -i {shlex.quote(str(p))}", ""
+    else:  # FFmpeg's own numbering is printf style, and it looks for the first frame among 0 to 4
+        source = "-i " + shlex.quote(re.sub(r"#{2,}", lambda hashes: f"%0{len(hashes.group())}d", str(p)))
+        numbering = "; add -start_number FIRST before -i when the first frame's number is above 4"
+    return (f"image sequences are not read directly: wrap the frames in a lossless video first, e.g. "
+            f"ffmpeg -framerate 24 {source} -c:v ffv1 reel.mkv (24: the scan's frame rate{numbering}), "
+            "then colorize reel.mkv")
 
 
 # FFmpeg reads "NAME:rest" as a URL of protocol NAME when NAME has only these characters, so a
@@ -486,9 +530,9 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     first = _first_frame(container, stream)
     decoder_fmt = first.format.name if first is not None else (ctx.format.name if ctx.format else None)
     if decoder_fmt is None:
-        damage = _mp4_damage(Path(path))  # an index or media data cut short
         if not scan_timestamps(path, stream.index):
-            raise InputError(f"{path}: the video stream has no frames; {damage or 'nothing to colorize'}")
+            return _frameless_video(stream, ctx)
+        damage = _mp4_damage(Path(path))  # an index or media data cut short
         raise InputError(f"{path}: no frame of the video stream can be decoded (its pixel format is unknown); "
                          f"{damage or 'the file is damaged: re-copy or re-export it'}")
     try:
@@ -525,6 +569,19 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
         sample_aspect_ratio=_sample_aspect_ratio(stream),
         planar_pix_fmt=planar,
         field_order=field_order,
+    )
+
+
+def _frameless_video(stream, ctx) -> VideoStreamInfo:
+    """The VideoStreamInfo of a video stream without a single frame: what its codec parameters
+    say, ``frame_count`` 0 (``run.check_video_input`` refuses it before anything reads the rest)."""
+    height = ctx.height or 0
+    return VideoStreamInfo(
+        index=stream.index, codec=codec_name(stream), width=ctx.width or 0, height=height,
+        pix_fmt=ctx.format.name if ctx.format else "unknown", bit_depth=8, is_gray=False, chroma_shift=(1, 1),
+        time_base=Fraction(stream.time_base or Fraction(1, 1000)), avg_rate=None, frame_count=0, is_vfr=False,
+        color_primaries=None, color_trc=None, colorspace=None, full_range=False,
+        matrix=matrix_from_ffmpeg(None, height), interlaced=False, rotation=0,
     )
 
 
@@ -600,10 +657,26 @@ def chroma_to_unit(plane: np.ndarray, bit_depth: int, full_range: bool) -> np.nd
     return (plane.astype(np.float32) - mid) / span
 
 
+def block_means(plane: np.ndarray, blocks_along: int = _BLOCKS_ALONG) -> np.ndarray:
+    """Means of square blocks, about ``blocks_along`` of them along the long side (a remainder
+    row or column of pixels is left out; a plane smaller than that is returned as it is).
+
+    Args:
+        plane: ``(H, W)`` values.
+        blocks_along: blocks wanted along the longer side.
+
+    Returns:
+        ``(H // b, W // b)`` float array of block means, ``b`` the block side (at most the short side).
+    """
+    h, w = plane.shape
+    side = max(1, min(max(h, w) // blocks_along, h, w))
+    rows, cols = h // side, w // side
+    return plane[: rows * side, : cols * side].reshape(rows, side, cols, side).mean(axis=(1, 3))
+
+
 def _frame_chroma_stats(cb: np.ndarray, cr: np.ndarray) -> dict:
-    """Magnitude, offset and spread of one frame's unit chroma."""
-    step = max(1, max(cb.shape) // _STATS_SIDE)
-    cb, cr = cb[::step, ::step], cr[::step, ::step]
+    """Magnitude, offset and spread of one frame's unit chroma, on block means."""
+    cb, cr = block_means(cb), block_means(cr)
     magnitude = np.hypot(cb, cr)
     mean_cb, mean_cr = float(cb.mean()), float(cr.mean())
     spread = float(np.sqrt(np.mean((cb - mean_cb) ** 2 + (cr - mean_cr) ** 2)))
@@ -622,8 +695,10 @@ def summarize_chroma(frames: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, 
     """Grey/tinted/colour verdict from unit-chroma planes of a few frames.
 
     Grey: chroma is neutral everywhere. Tinted: each frame's chroma sits on one non-neutral
-    colour (sepia, a blue night tint) with little per-pixel spread around it. Colour: the rest.
+    colour (sepia, a blue night tint) with little spread around it. Colour: the rest.
     Spread is measured per frame, so a film tinted differently per scene still reads as tinted.
+    Everything is measured on block means (``block_means``), so chroma noise that is random from
+    pixel to pixel and zero on average does not count as colour.
 
     Args:
         frames: ``(cb, cr)`` unit-chroma arrays per sampled frame.
@@ -684,6 +759,8 @@ def _verdict(info: MediaInfo, sample_frames: int) -> tuple[str | None, dict]:
     video = info.video
     if video is None:
         return None, {}
+    if video.frame_count == 0:
+        return None, {"frames_sampled": 0, "reason": "no frames"}
     if video.is_gray:
         return "grey", {"frames_sampled": 0, "reason": f"{video.pix_fmt} has no chroma planes"}
     frames = _sampled_chroma(info, sample_frames)
@@ -708,7 +785,8 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
         A MediaInfo.
 
     Raises:
-        InputError: missing, empty or non-media file, a directory, or no video stream.
+        InputError: missing, empty or non-media file, a directory, or no video stream (a video
+            stream without frames is described, with ``frame_count`` 0).
     """
     p = check_readable_file(path)
     with open_input(p) as container:
@@ -722,10 +800,15 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
         others = tuple(_describe_other(s) for s in container.streams
                        if s.index != stream.index and s.type != "video")
         duration = container.duration / 1_000_000 if container.duration is not None else None
+        damage = _mp4_damage(p) if video.frame_count == 0 else None  # an index or media data cut short
         info = MediaInfo(path=str(p), format_name=container.format.name, duration_s=duration,
-                         video=video, others=others, verdict=None, chroma_stats={})
+                         video=video, others=others, verdict=None, chroma_stats={}, damage=damage)
     if verdict:
-        result, stats = _verdict(info, sample_frames)
+        try:
+            result, stats = _verdict(info, sample_frames)
+        except TimestampError as exc:  # reported by the caller (probe's report, colorize's refusal)
+            result, stats = None, {"frames_sampled": 0, "reason": "the timing is damaged"}
+            info = replace(info, timing_problem=exc.detail)
         info = replace(info, verdict=result, chroma_stats=stats)
     return info
 
@@ -764,36 +847,69 @@ def _format_rate(rate: Fraction | None) -> str:
     return f"{float(rate):.3f} fps ({rate.numerator}/{rate.denominator})"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _subsampling_name(video: VideoStreamInfo) -> str:
     if video.is_gray:
         return "gray"
     return _SUBSAMPLING_NAMES.get(tuple(video.chroma_shift), f"chroma shift {video.chroma_shift}")
 
 
+def _matrix_words(video: VideoStreamInfo) -> str:
+    """The matrix as read: an RGB source has none of its own ("gbr"), decode picks one."""
+    if is_rgb_like(video.pix_fmt):
+        return f"none (RGB, read as YCbCr with {video.matrix})"
+    return f"{video.colorspace or 'unspecified'} (using {video.matrix})"
+
+
 def _video_lines(video: VideoStreamInfo) -> list[str]:
+    if video.frame_count == 0:
+        return [f"video #{video.index}: {video.codec} {video.width}x{video.height}, no frames"]
     timing = "variable frame rate" if video.is_vfr else "constant frame rate"
     sar = f", pixel aspect {video.sample_aspect_ratio}" if video.sample_aspect_ratio else ""
     return [
         f"video #{video.index}: {video.codec} {video.width}x{video.height} {video.pix_fmt} "
         f"({video.bit_depth}-bit {_subsampling_name(video)}){sar}",
-        f"  timing: {video.frame_count} frames, {_format_rate(video.avg_rate)}, {timing}, "
+        f"  timing: {_count(video.frame_count, 'frame')}, {_format_rate(video.avg_rate)}, {timing}, "
         f"time base {video.time_base.numerator}/{video.time_base.denominator}",
         f"  colour: primaries {video.color_primaries or 'unspecified'}, "
-        f"transfer {video.color_trc or 'unspecified'}, matrix {video.colorspace or 'unspecified'} "
-        f"(using {video.matrix}), {'full' if video.full_range else 'limited'} range",
+        f"transfer {video.color_trc or 'unspecified'}, matrix {_matrix_words(video)}, "
+        f"{'full' if video.full_range else 'limited'} range",
         f"  scan: {'interlaced' if video.interlaced else 'progressive'}, rotation {video.rotation} degrees",
     ]
 
 
+# Image types by FFmpeg's codec name, as people call them.
+_IMAGE_TYPES = {"mjpeg": "JPEG", "jpegls": "JPEG-LS", "jpeg2000": "JPEG 2000", "targa": "Targa", "webp": "WebP",
+                "exr": "OpenEXR"}
+
+
+def _still_line(video: VideoStreamInfo) -> str:
+    """A still image in one line: its type, size and samples (no timing, scan or matrix)."""
+    kind = _IMAGE_TYPES.get(video.codec, video.codec.upper())
+    fmt = av.video.format.VideoFormat(video.pix_fmt)
+    if is_rgb_like(video.pix_fmt):
+        samples = "RGB"
+    elif video.is_gray:
+        samples = "grey"
+    else:
+        samples = f"YCbCr {_subsampling_name(video)}"
+    alpha = " with transparency" if any(c.is_alpha for c in fmt.components) else ""
+    return f"still image: {kind} {video.width}x{video.height}, {video.bit_depth}-bit {samples}{alpha}"
+
+
 def _verdict_line(info: MediaInfo) -> str:
     if info.verdict is None:
-        return "verdict: not computed"
+        reason = info.chroma_stats.get("reason")
+        return f"verdict: not computed ({reason})" if reason else "verdict: not computed"
     stats = info.chroma_stats
     if "mean_magnitude" not in stats:
         return f"verdict: {info.verdict} ({stats.get('reason', 'no chroma')})"
+    sampled = "" if info.is_still else f", {_count(stats['frames_sampled'], 'frame')} sampled"
     return (f"verdict: {info.verdict} (mean |chroma| {stats['mean_magnitude']:.4f}, "
-            f"offset {stats['offset']:.4f}, spread {stats['spread']:.4f}, "
-            f"{stats['frames_sampled']} frames sampled)")
+            f"offset {stats['offset']:.4f}, spread {stats['spread']:.4f}{sampled})")
 
 
 def format_report(info: MediaInfo) -> str:
@@ -805,10 +921,18 @@ def format_report(info: MediaInfo) -> str:
     Returns:
         Text without a trailing newline.
     """
-    duration = f"{info.duration_s:.3f} s" if info.duration_s is not None else "unknown duration"
-    lines = [f"file: {info.path}", f"container: {info.format_name}, {duration}"]
-    if info.video is not None:
-        lines += _video_lines(info.video)
+    lines = [f"file: {info.path}"]
+    if info.is_still and info.video is not None and info.video.frame_count == 1:
+        lines.append(_still_line(info.video))
+    else:
+        duration = f"{info.duration_s:.3f} s" if info.duration_s is not None else "unknown duration"
+        lines.append(f"container: {info.format_name}, {duration}")
+        if info.video is not None:
+            lines += _video_lines(info.video)
+    if info.damage:
+        lines.append(f"  damage: {info.damage}")
+    if info.timing_problem:
+        lines.append(f"  timing problem: {info.timing_problem}")
     for other in info.others:
         lines.append(f"{other.kind} #{other.index}: {other.description}")
     lines.append(_verdict_line(info))

@@ -21,6 +21,7 @@ from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.probe import codec_name, ffmpeg_path, open_input, pick_video_stream, probe, scan_timestamps
+from vidcolor.io.stream_aspect import set_container_sample_aspect_ratio
 
 log = logging.getLogger("vidcolor")
 
@@ -710,6 +711,8 @@ def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None, outp
             template = pick_video_stream(template_input)
             out_video = output.add_stream_from_template(template)
             out_video.time_base = chunks[0].time_base
+            if template.sample_aspect_ratio and template.sample_aspect_ratio != 1:  # see add_video_stream
+                set_container_sample_aspect_ratio(out_video, template.sample_aspect_ratio)
             if template.average_rate:  # MP4/MOV count a timecode track's frames at this rate
                 out_video.codec_context.framerate = template.average_rate
         if audio_from is not None:

@@ -15,11 +15,21 @@ RENDER_MULTIPLE = 16
 # The model was trained on 128-px crops and colours best near 192 (MODEL_CARD.md); far larger
 # render sizes only cost memory (100000 would ask OpenCV for 53 GB), so they are refused.
 MAX_RENDER_SIZE = 2048
-MAX_RENDER_PIXELS = 4 * MAX_RENDER_SIZE**2  # also bounds a very wide or tall frame's long side
+# The long side's cap, for very wide or tall frames: a 4000x16 strip at short side 192 made a
+# 48000-px render, past the 32767 px a side OpenCV's remap (the smoother's warp) takes. 8192 is
+# four times the largest short side, so it also bounds the render's area (4 * 2048**2 pixels).
+MAX_RENDER_SIDE = 8192
+# The short side's floor (the smallest --render-size): OpenCV's DIS flow fails, or crashes, on
+# pictures 16 px high.
+MIN_RENDER_SIDE = 32
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
     """The size the model sees: short side ``render_size``, aspect kept, multiples of 16.
+
+    A frame more than ``MAX_RENDER_SIDE / render_size`` times wider than high (or higher than
+    wide) is rendered with its long side at ``MAX_RENDER_SIDE`` and its short side smaller, but
+    never under ``MIN_RENDER_SIDE`` (the aspect then stretches; chroma is upsampled back anyway).
 
     Args:
         height: frame height.
@@ -29,19 +39,15 @@ def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:
     Returns:
         (render height, render width).
     """
-    if render_size < 32 or render_size > MAX_RENDER_SIZE or render_size % RENDER_MULTIPLE:
-        raise UsageError(f"--render-size must be a multiple of {RENDER_MULTIPLE} from 32 to {MAX_RENDER_SIZE}, "
-                         f"got {render_size}")
-    scale = render_size / min(height, width)
+    if render_size < MIN_RENDER_SIDE or render_size > MAX_RENDER_SIZE or render_size % RENDER_MULTIPLE:
+        raise UsageError(f"--render-size must be a multiple of {RENDER_MULTIPLE} from {MIN_RENDER_SIDE} to "
+                         f"{MAX_RENDER_SIZE}, got {render_size}")
+    scale = min(render_size / min(height, width), MAX_RENDER_SIDE / max(height, width))
 
     def snap(v: float) -> int:
-        return max(RENDER_MULTIPLE, int(round(v / RENDER_MULTIPLE)) * RENDER_MULTIPLE)
+        return max(MIN_RENDER_SIDE, int(round(v / RENDER_MULTIPLE)) * RENDER_MULTIPLE)
 
-    shape = snap(height * scale), snap(width * scale)
-    if shape[0] * shape[1] > MAX_RENDER_PIXELS:
-        raise UsageError(f"--render-size {render_size} makes a {shape[1]}x{shape[0]} picture for this "
-                         f"{width}x{height} video, too large for the model; use a smaller --render-size")
-    return shape
+    return snap(height * scale), snap(width * scale)
 
 
 def luma_to_unit(y: np.ndarray, bit_depth: int, full_range: bool, shape: tuple[int, int]) -> np.ndarray:

@@ -34,10 +34,11 @@ from vidcolor.color import (
 )
 from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
-from vidcolor.errors import InputError, OutputError, UsageError
+from vidcolor.errors import InputError, OutputError, TimestampError, UsageError
 from vidcolor.io.atomic import atomic_output, check_image_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, Still, iter_frames, read_still
-from vidcolor.io.encode import AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported, resolve_codec, shift_bits
+from vidcolor.io.encode import (AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported,
+                                depth_loss, resolve_codec, shift_bits)
 from vidcolor.io.probe import MediaInfo, media_kind, probe
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
@@ -297,7 +298,8 @@ def _batch_size(cfg: ColorizeConfig) -> int | None:
 
 
 def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
-    """Refuse inputs a run cannot use: no video stream, no frames, colour without ``--force``.
+    """Refuse inputs a run cannot use: no video stream, no frames, timestamps that go backwards,
+    colour without ``--force``.
 
     Args:
         cfg: the run's options.
@@ -306,7 +308,9 @@ def check_video_input(cfg: ColorizeConfig, info: MediaInfo) -> None:
     if info.video is None:
         raise InputError(f"{info.path}: no video stream to colorize")
     if info.video.frame_count == 0:
-        raise InputError(f"{info.path}: the video stream has no frames")
+        raise InputError(f"{info.path}: the video stream has no frames; {info.damage or 'nothing to colorize'}")
+    if info.timing_problem:  # found by probe's verdict; else the decoder stops at it (exit 3 as well)
+        raise TimestampError(info.path, info.timing_problem)
     if info.verdict == "colour" and not cfg.force:
         raise UsageError(f"{info.path} looks like a colour video; pass --force to recolour it from its luma")
 
@@ -348,6 +352,20 @@ def plan_video(cfg: ColorizeConfig, info: MediaInfo) -> VideoPlan:
     )
 
 
+def _warn_what_the_output_changes(cfg: ColorizeConfig, info: MediaInfo) -> None:
+    """One line each, before any work, for what of the source the output does not keep as it is."""
+    video = info.video
+    if info.verdict == "tinted":  # a colour input needs --force; a tint would otherwise go without a word
+        log.warning("%s is tinted (sepia or a colour cast): the tint is not kept, the colours are made anew from "
+                    "its luma", cfg.input)
+    if video.interlaced and not cfg.deinterlace:
+        log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
+                    "container can say so); add --deinterlace for progressive frames", cfg.input)
+    codec = "x264" if cfg.codec == AUTO_CODEC else cfg.codec  # auto picks NVENC for 8-bit sources only
+    if codec not in HARDWARE_CODECS and (loss := depth_loss(video, codec)):  # NVENC refuses deep sources
+        log.warning("%s: %s", cfg.input, loss)
+
+
 def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | None = None) -> tuple[VideoPlan, list]:
     """Everything a video run refuses, checked before any work or file is made.
 
@@ -370,9 +388,8 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     """
     _check_options(cfg)
     plan = plan_video(cfg, info)
-    if info.video.interlaced and not cfg.deinterlace and not plan.chunk:  # chunks: their job warned
-        log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
-                    "container can say so); add --deinterlace for progressive frames", cfg.input)
+    if not plan.chunk:  # chunks: their job warned
+        _warn_what_the_output_changes(cfg, info)
     references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
     style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
     if cfg.preview:  # written after the whole run: a bad path must not wait until then

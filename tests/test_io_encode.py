@@ -283,6 +283,17 @@ def test_untagged_source_stays_untagged(tmp_path):
     assert _colour(out) == (None, None, None, False)
 
 
+def test_unchecked_pyav_gets_no_container_ratio_and_a_warning(tmp_path, monkeypatch, caplog):
+    """The ratio is set through PyAV's object layout, checked for one major version; another
+    version is not read through (it could crash), and an FFV1 output says what it lost."""
+    import av
+
+    monkeypatch.setattr(av, "__version__", "99.0.0")
+    clip = make_clip(tmp_path / "anamorphic.mkv", width=96, height=64, frames=2, sample_aspect_ratio=Fraction(32, 27))
+    passthrough(clip.path, tmp_path / "out.mkv", codec="ffv1")
+    assert "cannot store the pixel aspect ratio 32/27 for FFV1" in caplog.text
+
+
 @pytest.mark.parametrize("ext, codec", [("mkv", "ffv1"), ("avi", "ffv1"), ("mkv", "x264"), ("mov", "prores"),
                                         ("mp4", "x265")])
 def test_pixel_aspect_ratio_is_kept_with_every_codec(tmp_path, ext, codec):

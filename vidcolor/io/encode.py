@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,7 @@ from vidcolor.io.remux import (
 from vidcolor.io.stream_aspect import set_container_sample_aspect_ratio
 from vidcolor.matrices import MATRIX_TAGS
 
+log = logging.getLogger("vidcolor")
 
 CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1",
           "nvenc-h264": "h264_nvenc", "nvenc-hevc": "hevc_nvenc"}
@@ -380,7 +382,9 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         ctx.sample_aspect_ratio = video.sample_aspect_ratio  # H.264/H.265/ProRes-in-MOV store it from here
         # Matroska and AVI store it from the container's stream, which PyAV leaves unset: an FFV1
         # output (whose bitstream has no ratio players read) lost it and played squeezed.
-        set_container_sample_aspect_ratio(stream, video.sample_aspect_ratio)
+        if not set_container_sample_aspect_ratio(stream, video.sample_aspect_ratio) and codec == "ffv1":
+            log.warning("this PyAV build cannot store the pixel aspect ratio %s for FFV1, so players will show "
+                        "square pixels; x264, x265 and ProRes keep it", video.sample_aspect_ratio)
     if video.field_order:
         # Without --deinterlace every frame still holds both fields, so the output is as
         # interlaced as its source: the flag tells players to deinterlace it (Matroska's FieldOrder).

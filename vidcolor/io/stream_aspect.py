@@ -36,6 +36,12 @@ _SAR_OFFSET = _TIME_BASE_OFFSET + 8 + 3 * 8 + 4 + 4
 _AVG_RATE_OFFSET = _SAR_OFFSET + 8 + _POINTER
 
 
+# PyAV major versions whose Stream layout was checked (the first C field after the method
+# table is the AVStream pointer). Another version could place other data there, and reading
+# through it could crash the process, so such a version gets no container-level ratio.
+_CHECKED_PYAV_MAJORS = {"18"}
+
+
 class _Rational(ctypes.Structure):
     _fields_ = [("num", ctypes.c_int), ("den", ctypes.c_int)]
 
@@ -71,6 +77,8 @@ def _av_stream_address(stream) -> int | None:
     """The ``AVStream*`` behind a PyAV stream, or None when it cannot be confirmed."""
     if sys.implementation.name != "cpython" or not isinstance(stream, av.stream.Stream):
         return None
+    if av.__version__.split(".")[0] not in _CHECKED_PYAV_MAJORS:
+        return None  # an unchecked object layout: do not even read through it
     stream_class = _stream_class_address()
     address = ctypes.c_void_p.from_address(id(stream) + _STREAM_PTR_OFFSET).value
     if not stream_class or not address or ctypes.c_void_p.from_address(address).value != stream_class:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -209,3 +210,20 @@ def test_rgb_becomes_full_range_ycbcr_without_clipping(tmp_path):
     frame = next(iter_frames(path, info))
     assert (frame.y.min(), frame.y.max()) == (0, 255)  # limited range would give 16 and 235
     assert np.all(np.abs(frame.cb.astype(int) - 128) <= 1)
+
+
+COCKATOO = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "color" / "imageio_cockatoo.mp4"
+
+
+@pytest.mark.skipif(not COCKATOO.is_file(), reason="needs ../shared/data/video/color/imageio_cockatoo.mp4")
+def test_seek_past_a_keyframe_the_decoder_cannot_start_from():
+    """This real clip flags frames 76 and 145 as keyframes, but decoding from them gives damaged
+    frames (60-70 luma codes off) until the next true IDR frame: a range (a --resume segment, a
+    farm chunk) starting after them must decode as a run from the start does."""
+    info = probe(COCKATOO, verdict=False)
+    straight = {f.index: f.y for f in iter_frames(COCKATOO, info, 0, 150)}
+    for start in (77, 101, 146):
+        stats = DecodeStats()
+        frame = next(iter_frames(COCKATOO, info, start, start, stats=stats))
+        assert frame.index == start and np.array_equal(frame.y, straight[start])
+        assert stats.concealed == 0

@@ -191,7 +191,8 @@ def _frames_from(container, stream, pts_list: list[int], start: int,
     """Decoded frames beginning at or before frame ``start``, or None when seeking fails.
 
     Seeks to the keyframe before ``start``; if the demuxer lands after it (seeking by dts
-    with B-frames can), seeks further back until the first frame decoded is not later.
+    with B-frames can), or on a frame that decodes damaged, seeks further back until the
+    first frame decoded is whole and not later.
     """
     if start == 0:
         return _decoded_frames(container, stream, stats)
@@ -208,6 +209,11 @@ def _frames_from(container, stream, pts_list: list[int], start: int,
         stamp = _stamp(first)
         if stamp is None:
             return None  # without timestamps frames are counted, which needs decoding from the start
+        if first.is_corrupt and index > 0:
+            # A keyframe flag on a frame the decoder cannot start from (an open-GOP I-frame
+            # without a recovery point): what follows is damaged until the next true IDR
+            # frame (60-70 luma codes off on a real clip), so start further back.
+            continue
         if stamp <= target or index == 0:
             return itertools.chain([first], frames)
     return None  # no seek worked

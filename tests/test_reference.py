@@ -125,3 +125,23 @@ def test_bad_references_are_refused_before_any_work(tmp_path):
         run(src, tmp_path / "o.mkv", [f"{text}@40"])
     with pytest.raises(InputError):
         run(src, tmp_path / "o.mkv", [str(text)])
+
+
+def test_exif_rotated_reference_lands_like_a_plain_one(tmp_path):
+    """A reference JPEG stored sideways with an EXIF Orientation tag (as phones and many editors
+    save) was read sideways and stretched, worse than no reference; it now works as the same
+    picture saved upright does."""
+    from tests.media import write_oriented_image
+
+    truth = scene(0)
+    src = tmp_path / "static.mkv"
+    write_clip(src, [truth] * 6)
+    plain, tagged = tmp_path / "plain.jpg", tmp_path / "tagged.jpg"
+    write_oriented_image(plain, truth[..., ::-1], orientation=1)
+    write_oriented_image(tagged, np.rot90(truth[..., ::-1]), orientation=6)  # stored turned left
+    run(src, tmp_path / "auto.mkv", render_size=64)
+    run(src, tmp_path / "plain.mkv", [f"{plain}@0"], render_size=64)
+    run(src, tmp_path / "tagged.mkv", [f"{tagged}@0"], render_size=64)
+    every = slice(0, 6)
+    assert chroma_error(tmp_path / "tagged.mkv", src, every) < chroma_error(tmp_path / "plain.mkv", src, every) + 0.5
+    assert chroma_error(tmp_path / "tagged.mkv", src, every) < 0.25 * chroma_error(tmp_path / "auto.mkv", src, every)

@@ -64,6 +64,26 @@ def test_parse_reference():
         parse_reference("shot.png@twelve")
 
 
+@pytest.mark.parametrize("frame", ["\u00b2", "\u0663", "\uff13"])  # superscript two, Arabic-Indic and full-width three
+def test_frame_numbers_are_ascii_digits(tmp_path, frame):
+    """'@²' gave an internal error (str.isdigit takes it, int() does not) and '@٣' was frame 3:
+    both are refused in one line (exit 2), as '@twelve' is."""
+    with pytest.raises(UsageError, match="digits 0-9"):
+        parse_reference(f"shot.png@{frame}")
+    src = tmp_path / "c.mkv"
+    write_clip(src, [scene(0)] * 4)
+    result = CliRunner().invoke(main, ["colorize", str(src), "-o", str(tmp_path / "o.mkv"), "--force",
+                                       "--reference", f"r.png@{frame}"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"vidcolor: error: --reference 'r.png@{frame}': the frame after '@' must "
+                                                  "be a frame number in digits 0-9, e.g. shot.png@120"]
+
+
+def test_help_says_what_frame_means():
+    text = " ".join(CliRunner().invoke(main, ["colorize", "--help"]).output.split())
+    assert "source frame FRAME (0 when omitted; numbered in the whole film, also with --frames)" in text
+
+
 def test_reference_equal_to_truth_reproduces_its_chroma(tmp_path):
     truth = scene(0)
     src = tmp_path / "static.mkv"

@@ -43,7 +43,8 @@ class Reference:
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse ``IMG[@FRAME]`` (frame 0 when omitted).
+    """Parse ``IMG[@FRAME]``: FRAME in digits 0-9, an index in the whole source (also under
+    ``--frames``), 0 when omitted.
 
     Args:
         text: the ``--reference`` value.
@@ -52,10 +53,11 @@ def parse_reference(text: str) -> Reference:
         A ``Reference``.
     """
     path, sep, frame = text.rpartition("@")
-    if sep and frame.isdigit() and path:
+    if sep and frame.isascii() and frame.isdigit() and path:  # isdigit() alone takes '²' (int() fails) and '٣'
         return Reference(path, int(frame))
     if sep and Path(path).suffix.lower() in IMAGE_EXTENSIONS:  # "shot.png@twelve"; "my@file.png" is a name
-        raise UsageError(f"--reference {text!r}: the frame after '@' must be a frame number, e.g. shot.png@120")
+        raise UsageError(f"--reference {text!r}: the frame after '@' must be a frame number in digits 0-9, "
+                         "e.g. shot.png@120")
     return Reference(text, 0)
 
 

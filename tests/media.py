@@ -571,6 +571,19 @@ def write_oriented_image(path, bgr: np.ndarray, orientation: int, little_endian:
     data.tofile(str(path))
 
 
+def ffmpeg_shown_frame(path) -> np.ndarray | None:
+    """The first frame as FFmpeg shows it (rotated by the display matrix, as players do), RGB
+    uint8; None without the ffmpeg program."""
+    exe = shutil.which("ffmpeg") or ("/usr/bin/ffmpeg" if Path("/usr/bin/ffmpeg").exists() else None)
+    if exe is None:
+        return None
+    result = subprocess.run([exe, "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "image2pipe", "-c:v", "png",
+                             "-"], capture_output=True, timeout=60, check=True)
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(result.stdout, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+
+
 def passthrough(source, output, codec: str = "ffv1", frame_range: tuple[int, int] | None = None, **writer_kwargs):
     """Decode ``source`` with vidcolor.io and write its planes back with ``OutputWriter``.
 

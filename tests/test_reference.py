@@ -32,11 +32,14 @@ def scene(seed: int) -> np.ndarray:
     return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def write_clip(path: Path, images: list[np.ndarray]) -> None:
-    """Lossless yuv444p clip of the given RGB images (so the truth's chroma is exact)."""
+def write_clip(path: Path, images: list[np.ndarray], rotation: int = 0) -> None:
+    """Lossless yuv444p clip of the given RGB images (so the truth's chroma is exact), with a
+    display rotation (degrees) when given."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("ffv1", rate=25)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv444p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         for i, img in enumerate(images):
             frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")
             frame.pts = i
@@ -147,6 +150,11 @@ def test_bad_references_are_refused_before_any_work(tmp_path):
         run(src, tmp_path / "o.mkv", [str(text)])
 
 
+def write_png(path: Path, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
+    bgr = rgb[..., ::-1]
+    cv2.imwrite(str(path), bgr if alpha is None else np.dstack([bgr, alpha]))
+
+
 def test_exif_rotated_reference_lands_like_a_plain_one(tmp_path):
     """A reference JPEG stored sideways with an EXIF Orientation tag (as phones and many editors
     save) was read sideways and stretched, worse than no reference; it now works as the same
@@ -165,3 +173,51 @@ def test_exif_rotated_reference_lands_like_a_plain_one(tmp_path):
     every = slice(0, 6)
     assert chroma_error(tmp_path / "tagged.mkv", src, every) < chroma_error(tmp_path / "plain.mkv", src, every) + 0.5
     assert chroma_error(tmp_path / "tagged.mkv", src, every) < 0.25 * chroma_error(tmp_path / "auto.mkv", src, every)
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_reference_is_the_frame_as_a_player_shows_a_rotated_video(tmp_path, rotation):
+    """On a video with display rotation (a phone clip), a restorer takes the reference from what
+    a player shows; it was matched to the stored frame instead, and was worse than none. It is
+    now turned into the stored orientation, in the direction FFmpeg's autorotation shows."""
+    from tests.media import ffmpeg_shown_frame
+
+    truth = scene(0)
+    src = tmp_path / "phone.mkv"
+    write_clip(src, [truth] * 6, rotation=rotation)
+    shown = np.ascontiguousarray(np.rot90(truth, rotation // 90))  # the display matrix turns it counterclockwise
+    by_ffmpeg = ffmpeg_shown_frame(src)
+    if by_ffmpeg is not None:  # the direction, checked against FFmpeg
+        assert by_ffmpeg.shape == shown.shape and np.abs(by_ffmpeg.astype(int) - shown).mean() < 3
+    ref = tmp_path / "shown.png"
+    write_png(ref, shown)
+    run(src, tmp_path / "auto.mkv", render_size=64)
+    run(src, tmp_path / "guided.mkv", [f"{ref}@0"], render_size=64)
+    every = slice(0, 6)
+    assert chroma_error(tmp_path / "guided.mkv", src, every) < 0.25 * chroma_error(tmp_path / "auto.mkv", src, every)
+
+
+def test_transparent_areas_of_a_reference_give_no_colour(tmp_path):
+    """Alpha was dropped, so a layer painted on only some objects still pushed the colour its
+    transparent pixels happen to hold onto the rest; transparency is now zero confidence."""
+    truth = scene(0)
+    src = tmp_path / "static.mkv"
+    write_clip(src, [truth] * 6)
+    ycc = cv2.cvtColor(truth, cv2.COLOR_RGB2YCrCb)
+    ycc[..., 1:] = 255 - ycc[..., 1:]  # the same picture in opposite colours: it lines up with the frame
+    layer = truth.copy()
+    layer[:, W // 2:] = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)[:, W // 2:]
+    alpha = np.zeros((H, W), np.uint8)
+    alpha[:, : W // 2] = 255  # the left half painted, the right half transparent
+    ref = tmp_path / "layer.png"
+    write_png(ref, layer, alpha)
+    run(src, tmp_path / "auto.mkv", render_size=64)
+    run(src, tmp_path / "layer.mkv", [f"{ref}@0"], render_size=64)
+    out, auto, true = read_planes(tmp_path / "layer.mkv"), read_planes(tmp_path / "auto.mkv"), read_planes(src)
+    margin = W // 8  # the flow and the model's receptive field blur the edge between the halves
+    for o, a, t in zip(out, auto, true):
+        for plane in (2, 3):
+            left, right = slice(0, W // 2 - margin), slice(W // 2 + margin, W)
+            painted = np.abs(o[plane][:, left].astype(int) - t[plane][:, left]).mean()
+            assert painted < 0.25 * np.abs(a[plane][:, left].astype(int) - t[plane][:, left]).mean()
+            assert np.abs(o[plane][:, right].astype(int) - a[plane][:, right]).mean() < 2.0  # as if no reference

@@ -1,13 +1,18 @@
 """Reference colours: carry a hand-coloured frame's chroma through its shot.
 
-A reference is a colour image (a frame coloured by hand, or any colour photo of the scene)
-given for one frame index: ``--reference shot1.png@0``. Its chroma is aligned to that frame
-(DIS flow between the reference's luma and the frame's, so a photo of the scene that is not
-pixel-aligned still lands in place), then carried forward and backward frame by frame with the
+A reference is a colour image (a frame coloured by hand, or a colour picture with the same
+framing) given for one frame index: ``--reference shot1.png@0``. Its chroma is aligned to that
+frame (DIS flow between the reference's luma and the frame's, so a picture that is shifted or
+scaled a little still lands in place), then carried forward and backward frame by frame with the
 same flow the smoother uses. Its confidence decays with distance, drops to zero where the
 forward-backward check says the flow is unreliable (occlusions), and a scene cut ends its reach.
 The generator receives the result as hint chroma and hint mask, and the final chroma leans on
 the hint by its confidence, so the user's colours hold where they can be trusted.
+
+A reference is taken as a player shows its frame: a phone clip stored sideways with a display
+rotation gets its references turned back into the stored orientation, and a photo's EXIF
+orientation is applied when it is read. Transparent areas of a reference give no hint (alpha is
+confidence), so a restorer can paint some objects on a layer and leave the rest to the model.
 
 Hints are computed in a pre-pass over the frames each reference can reach (at render size), so
 the main pass stays a single forward stream.
@@ -26,7 +31,7 @@ import torch
 from vidcolor.color import rgb_to_ycbcr
 from vidcolor.errors import InputError, UsageError
 from vidcolor.flow import checked_flow, is_scene_cut, warp
-from vidcolor.io.decode import read_image
+from vidcolor.io.decode import read_still
 from vidcolor.io.probe import IMAGE_EXTENSIONS
 
 DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)
@@ -61,23 +66,69 @@ def parse_reference(text: str) -> Reference:
     return Reference(text, 0)
 
 
-def read_reference(path: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Read a reference image at render size as BT.601 luma and chroma.
+@dataclass(frozen=True)
+class ReferenceImage:
+    """A reference read at render size, in the video's stored orientation.
+
+    Attributes:
+        reference: the image and the frame it was given for.
+        luma: ``(h, w)`` BT.601 luma.
+        chroma: ``(2, h, w)`` BT.601 chroma.
+        alpha: ``(h, w)`` opacity in [0, 1], or None when no pixel is transparent (the usual
+            case then skips compositing and gives bit for bit the hints of an opaque image).
+    """
+
+    reference: Reference
+    luma: np.ndarray
+    chroma: np.ndarray
+    alpha: np.ndarray | None
+
+    @property
+    def name(self) -> str:
+        """``IMG@FRAME``, for messages."""
+        return f"{self.reference.path}@{self.reference.frame}"
+
+
+def _as_stored(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn an image as a player shows the video into the orientation its frames are stored in.
+
+    A player (and FFmpeg's autorotation, checked against it) turns stored frames ``rotation``
+    degrees counterclockwise, so the reference is turned back clockwise.
+    """
+    turn = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}.get(rotation % 360)
+    return image if turn is None else cv2.rotate(image, turn)
+
+
+def read_reference(ref: Reference, shape: tuple[int, int], rotation: int = 0) -> ReferenceImage:
+    """Read a reference image at render size as BT.601 luma, chroma and opacity.
 
     Args:
-        path: the image file (any size; it is resized).
-        shape: (render height, render width).
+        ref: the reference (any size; it is resized).
+        shape: (render height, render width) of the stored frames.
+        rotation: the video's display rotation in degrees (``VideoStreamInfo.rotation``); the image
+            is taken as a player shows the video and turned into the stored orientation.
 
     Returns:
-        (luma ``(h, w)``, chroma ``(2, h, w)``) float32.
+        A ``ReferenceImage``.
     """
     try:
-        rgb = read_image(path)
+        still = read_still(ref.path)
     except InputError:
-        raise InputError(f"reference {path}: not found or not an image (give a PNG, JPEG or TIFF)") from None
-    small = cv2.resize(rgb, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+        raise InputError(f"reference {ref.path}: not found or not an image (give a PNG, JPEG or TIFF)") from None
+    rgb = _as_stored(still.rgb, rotation)
+    size = (shape[1], shape[0])
+    opacity = None
+    if still.alpha is not None and still.alpha.min() < 1.0:
+        alpha = _as_stored(still.alpha, rotation)
+        opacity = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+        # Resized premultiplied, so the colour transparent pixels hold (often black) does not
+        # bleed into the opaque pixels beside them.
+        small = cv2.resize(rgb * alpha[..., None], size, interpolation=cv2.INTER_AREA)
+        small = np.clip(small / np.maximum(opacity, 1e-6)[..., None], 0.0, 1.0)
+    else:
+        small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     ycc = rgb_to_ycbcr(torch.from_numpy(small).permute(2, 0, 1)).numpy()
-    return ycc[0], ycc[1:]
+    return ReferenceImage(ref, ycc[0], ycc[1:], opacity)
 
 
 def _carry(chroma: np.ndarray, confidence: np.ndarray, luma_from: np.ndarray, luma_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -87,14 +138,23 @@ def _carry(chroma: np.ndarray, confidence: np.ndarray, luma_from: np.ndarray, lu
     return moved, warp(confidence, back) * mask * DECAY_PER_FRAME
 
 
-def _align(ref_luma: np.ndarray, ref_chroma: np.ndarray, frame_luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Align a reference to its frame (flow from frame to reference) with a confidence map."""
+def _align(ref_luma: np.ndarray, ref_chroma: np.ndarray, frame_luma: np.ndarray,
+           alpha: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Align a reference to its frame (flow from frame to reference) with a confidence map: the
+    forward-backward check times the reference's opacity, both brought onto the frame."""
+    if alpha is not None:
+        # The flow sees the painted layer over the frame, as the restorer did: transparent
+        # areas (often black) would otherwise pull the flow around them.
+        ref_luma = (frame_luma + alpha * (ref_luma - frame_luma)).astype(np.float32)
     to_ref, mask = checked_flow(frame_luma, ref_luma)
     aligned = warp(np.ascontiguousarray(ref_chroma.transpose(1, 2, 0)), to_ref).transpose(2, 0, 1)
+    if alpha is not None:
+        mask = mask * warp(alpha, to_ref)
     return aligned, mask
 
 
-def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.ndarray], frame: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.ndarray], frame: int,
+              alpha: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Hints of one reference for every frame it reaches.
 
     Args:
@@ -102,13 +162,15 @@ def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.
         ref_chroma: ``(2, h, w)`` its chroma.
         lumas: render-size luma of the frames around ``frame`` (index -> ``(h, w)``).
         frame: the frame the reference belongs to.
+        alpha: ``(h, w)`` its opacity (confidence 0 where transparent), or None for opaque.
 
     Returns:
-        An iterator of (frame index, chroma ``(2, h, w)``, confidence ``(h, w)``).
+        An iterator of (frame index, chroma ``(2, h, w)``, confidence ``(h, w)``), its own
+        frame first.
     """
     if frame not in lumas:
         return
-    chroma, confidence = _align(ref_luma, ref_chroma, lumas[frame])
+    chroma, confidence = _align(ref_luma, ref_chroma, lumas[frame], alpha)
     yield frame, chroma, confidence
     for direction in (1, -1):
         c, m, t = chroma, confidence, frame
@@ -141,11 +203,11 @@ class ReferenceHints:
         return self.hints.get(index)
 
     @classmethod
-    def build(cls, references: Iterable[tuple[Reference, np.ndarray, np.ndarray]], lumas: dict[int, np.ndarray]) -> "ReferenceHints":
+    def build(cls, references: Iterable[ReferenceImage], lumas: dict[int, np.ndarray]) -> "ReferenceHints":
         """Propagate every reference and combine them per frame.
 
         Args:
-            references: (reference, its luma, its chroma) at render size.
+            references: the references read at render size.
             lumas: render-size luma of every frame any reference can reach.
 
         Returns:
@@ -154,8 +216,9 @@ class ReferenceHints:
         weighted: dict[int, np.ndarray] = {}
         total: dict[int, np.ndarray] = {}
         best: dict[int, np.ndarray] = {}
-        for ref, ref_luma, ref_chroma in references:
-            for index, chroma, confidence in propagate(ref_luma, ref_chroma, lumas, ref.frame):
+        for image in references:
+            reached = propagate(image.luma, image.chroma, lumas, image.reference.frame, image.alpha)
+            for index, chroma, confidence in reached:
                 weighted[index] = weighted.get(index, 0) + chroma * confidence
                 total[index] = total.get(index, 0) + confidence
                 best[index] = confidence if index not in best else np.maximum(best[index], confidence)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -221,3 +222,48 @@ def test_transparent_areas_of_a_reference_give_no_colour(tmp_path):
             painted = np.abs(o[plane][:, left].astype(int) - t[plane][:, left]).mean()
             assert painted < 0.25 * np.abs(a[plane][:, left].astype(int) - t[plane][:, left]).mean()
             assert np.abs(o[plane][:, right].astype(int) - a[plane][:, right]).mean() < 2.0  # as if no reference
+
+
+def test_reference_of_another_shot_is_left_out_with_a_warning(tmp_path, caplog):
+    """A reference of the wrong shot (a typo in FRAME) was applied at full strength with no word,
+    giving garish colours, though the docs say unmatched areas get no confidence: it is now left
+    out, with a warning. The right reference is used without one."""
+    src = tmp_path / "shot.mkv"
+    write_clip(src, [scene(1)] * 6)
+    right, wrong = tmp_path / "right.png", tmp_path / "wrong.png"
+    write_png(right, scene(1))
+    write_png(wrong, scene(2))
+    run(src, tmp_path / "auto.mkv", render_size=64)
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        run(src, tmp_path / "right.mkv", [f"{right}@0"], render_size=64)
+        assert not caplog.records
+        run(src, tmp_path / "wrong.mkv", [f"{wrong}@0"], render_size=64)
+    [message] = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(rf"reference {re.escape(str(wrong))}@0 matches only \d% of frame 0 \(another shot, a wrong FRAME, "
+                        r"or not the frame as a player shows it\?\); it is left out", message), message
+    for (_, _, cb0, cr0), (_, _, cb1, cr1) in zip(read_planes(tmp_path / "auto.mkv"), read_planes(tmp_path / "wrong.mkv")):
+        assert np.array_equal(cb0, cb1) and np.array_equal(cr0, cr1)
+
+
+def test_grey_tiny_and_doubled_references_get_one_warning_each(tmp_path, caplog):
+    """A grey reference (the extracted frame given instead of the painted one) turned its shot
+    black and white, a tiny one made it worse than none, and two for one frame were averaged,
+    all without a word: each now gets one warning line, once per run even when --resume
+    renders the film in segments."""
+    truth = scene(0)
+    src = tmp_path / "static.mkv"
+    write_clip(src, [truth] * 6)
+    grey, tiny, other = tmp_path / "grey.png", tmp_path / "tiny.png", tmp_path / "other.png"
+    cv2.imwrite(str(grey), cv2.cvtColor(truth, cv2.COLOR_RGB2GRAY))
+    write_png(tiny, cv2.resize(truth, (5, 3), interpolation=cv2.INTER_AREA))
+    write_png(other, truth)
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        run(src, tmp_path / "grey.mkv", [f"{grey}@2"], resume=True, segment_frames=2)
+        run(src, tmp_path / "tiny.mkv", [f"{tiny}@0"])
+        run(src, tmp_path / "two.mkv", [f"{other}@3", f"{grey}@3"])
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == (f"reference {grey}@2 has almost no colour (the grey frame instead of the coloured one?): "
+                           "the frames it reaches come out nearly grey")
+    assert messages[1].startswith(f"reference {tiny} is 5x3, much smaller than the 48x32 picture the model sees")
+    assert f"2 references are for frame 3 ({other}, {grey}): their colours are averaged; check their frame numbers" in messages
+    assert sum("almost no colour" in m for m in messages) == 2  # the resumed run's 4 readings said it once; @3 is new

@@ -13,6 +13,8 @@ A reference is taken as a player shows its frame: a phone clip stored sideways w
 rotation gets its references turned back into the stored orientation, and a photo's EXIF
 orientation is applied when it is read. Transparent areas of a reference give no hint (alpha is
 confidence), so a restorer can paint some objects on a layer and leave the rest to the model.
+A reference that matches too little of its frame (another shot, a wrong frame number) is left
+out with a warning; one with no colour, a tiny one, or two for one frame get a warning too.
 
 Hints are computed in a pre-pass over the frames each reference can reach (at render size), so
 the main pass stays a single forward stream.
@@ -20,6 +22,8 @@ the main pass stays a single forward stream.
 
 from __future__ import annotations
 
+import itertools
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -37,6 +41,29 @@ from vidcolor.io.probe import IMAGE_EXTENSIONS
 DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)
 MIN_CONFIDENCE = 0.05  # below this a reference stops propagating
 MAX_REACH = 150  # frames on each side of a reference
+# Share of a reference's opaque pixels that must line up with its frame (the forward-backward
+# check) for it to be used. Measured at render size 192 on the trial clip and the seven colour
+# clips: the true frame 0.71-0.99 (0.65 and up re-exposed, blurred, JPEG-compressed or 3 frames
+# off), another shot 0.00-0.07, an upside-down or mirrored frame up to 0.18.
+MIN_MATCH = 0.2
+# A reference whose chroma stays below this (of 0.5; about 4 code values of 255) on all but
+# 0.1% of its opaque pixels has no colour to give: the grey frame given instead of the painted one.
+MIN_CHROMA = 0.015
+# A reference smaller than 1/8 of the render size on a side is blurred when scaled up and lines
+# up poorly (trial clip, render 336x192, chroma error: 80x45 0.83, 40x22 2.17, 8x8 4.37; full
+# size 0.51, no reference 4.16).
+MIN_SIZE_FRACTION = 1 / 8
+
+log = logging.getLogger("vidcolor")
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log a warning once per process: a ``--resume`` run renders every segment of a film, and a
+    farm worker several chunks, with the same references; one line each is enough."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 @dataclass(frozen=True)
@@ -100,7 +127,8 @@ def _as_stored(image: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def read_reference(ref: Reference, shape: tuple[int, int], rotation: int = 0) -> ReferenceImage:
-    """Read a reference image at render size as BT.601 luma, chroma and opacity.
+    """Read a reference image at render size as BT.601 luma, chroma and opacity, warning (once)
+    when it has no colour or is too small to line up.
 
     Args:
         ref: the reference (any size; it is resized).
@@ -116,6 +144,9 @@ def read_reference(ref: Reference, shape: tuple[int, int], rotation: int = 0) ->
     except InputError:
         raise InputError(f"reference {ref.path}: not found or not an image (give a PNG, JPEG or TIFF)") from None
     rgb = _as_stored(still.rgb, rotation)
+    if rgb.shape[0] < shape[0] * MIN_SIZE_FRACTION or rgb.shape[1] < shape[1] * MIN_SIZE_FRACTION:
+        _warn_once(f"reference {ref.path} is {rgb.shape[1]}x{rgb.shape[0]}, much smaller than the {shape[1]}x{shape[0]} "
+                   "picture the model sees: its colours come out blurred and may not line up; give a larger image")
     size = (shape[1], shape[0])
     opacity = None
     if still.alpha is not None and still.alpha.min() < 1.0:
@@ -128,7 +159,43 @@ def read_reference(ref: Reference, shape: tuple[int, int], rotation: int = 0) ->
     else:
         small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     ycc = rgb_to_ycbcr(torch.from_numpy(small).permute(2, 0, 1)).numpy()
-    return ReferenceImage(ref, ycc[0], ycc[1:], opacity)
+    image = ReferenceImage(ref, ycc[0], ycc[1:], opacity)
+    _check_colour(image)
+    return image
+
+
+def _check_colour(image: ReferenceImage) -> None:
+    """Warn about a reference that gives no colour: fully transparent, or grey."""
+    opaque = image.alpha > 0.5 if image.alpha is not None else np.ones(image.luma.shape, bool)
+    if not opaque.any():
+        _warn_once(f"reference {image.name} is fully transparent: it gives no colour")
+        return
+    saturation = np.hypot(image.chroma[0][opaque], image.chroma[1][opaque])
+    if float(np.percentile(saturation, 99.9)) < MIN_CHROMA:
+        _warn_once(f"reference {image.name} has almost no colour (the grey frame instead of the coloured one?): "
+                   "the frames it reaches come out nearly grey")
+
+
+def read_references(references: Iterable[Reference], shape: tuple[int, int], rotation: int = 0) -> list[ReferenceImage]:
+    """Read every reference (``read_reference``) and warn when two are for the same frame.
+
+    Args:
+        references: the references, in the order given.
+        shape: (render height, render width) of the stored frames.
+        rotation: the video's display rotation in degrees.
+
+    Returns:
+        A ``ReferenceImage`` per reference.
+    """
+    images = [read_reference(ref, shape, rotation) for ref in references]
+    by_frame: dict[int, list[str]] = {}
+    for image in images:
+        by_frame.setdefault(image.reference.frame, []).append(image.reference.path)
+    for frame, paths in sorted(by_frame.items()):
+        if len(paths) > 1:  # more likely a typo in FRAME than a wish to mix them
+            _warn_once(f"{len(paths)} references are for frame {frame} ({', '.join(paths)}): their colours are "
+                       "averaged; check their frame numbers")
+    return images
 
 
 def _carry(chroma: np.ndarray, confidence: np.ndarray, luma_from: np.ndarray, luma_to: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +271,7 @@ class ReferenceHints:
 
     @classmethod
     def build(cls, references: Iterable[ReferenceImage], lumas: dict[int, np.ndarray]) -> "ReferenceHints":
-        """Propagate every reference and combine them per frame.
+        """Propagate every reference that matches its frame and combine them per frame.
 
         Args:
             references: the references read at render size.
@@ -218,7 +285,10 @@ class ReferenceHints:
         best: dict[int, np.ndarray] = {}
         for image in references:
             reached = propagate(image.luma, image.chroma, lumas, image.reference.frame, image.alpha)
-            for index, chroma, confidence in reached:
+            own = next(reached, None)  # the reference's own frame, aligned
+            if own is None or not matches_its_frame(image, own[2]):
+                continue
+            for index, chroma, confidence in itertools.chain([own], reached):
                 weighted[index] = weighted.get(index, 0) + chroma * confidence
                 total[index] = total.get(index, 0) + confidence
                 best[index] = confidence if index not in best else np.maximum(best[index], confidence)
@@ -227,6 +297,31 @@ class ReferenceHints:
             chroma = weighted[index] / np.maximum(total[index], 1e-6)
             hints[index] = (chroma.astype(np.float32), best[index][None].astype(np.float32))
         return cls(hints)
+
+
+def matches_its_frame(image: ReferenceImage, confidence: np.ndarray) -> bool:
+    """Whether enough of a reference lines up with its frame to be used; a warning when not.
+
+    The forward-backward check zeroes what cannot be matched, but on another shot a few
+    scattered pixels still pass by chance (flat areas), and the model spreads their wrong
+    colours like a restorer's dabs: such a reference is left out instead.
+
+    Args:
+        image: the reference.
+        confidence: ``(h, w)`` its confidence on its own frame (``propagate``'s first item).
+
+    Returns:
+        True when at least ``MIN_MATCH`` of its opaque pixels line up.
+    """
+    opaque = float(image.alpha.sum()) if image.alpha is not None else image.luma.size
+    if opaque < 1e-6:
+        return False  # fully transparent: read_reference said so
+    matched = float(confidence.sum()) / opaque
+    if matched < MIN_MATCH:
+        _warn_once(f"reference {image.name} matches only {matched:.0%} of frame {image.reference.frame} (another shot, "
+                   "a wrong FRAME, or not the frame as a player shows it?); it is left out")
+        return False
+    return True
 
 
 def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:

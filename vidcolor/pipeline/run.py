@@ -44,7 +44,7 @@ from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, model_style_names
 from vidcolor.pipeline.batch import LumaResizer, luma_to_unit, make_batch, render_shape, upsample_chroma_codes
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
-from vidcolor.pipeline.reference import Reference, ReferenceHints, ReferenceImage, blend, parse_reference, reach, read_reference
+from vidcolor.pipeline.reference import Reference, ReferenceHints, ReferenceImage, blend, parse_reference, reach, read_references
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
 from vidcolor.pipeline.style import style_code, style_offsets, styled_planes
 
@@ -373,7 +373,7 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     if info.video.interlaced and not cfg.deinterlace and not plan.chunk:  # chunks: their job warned
         log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
                     "container can say so); add --deinterlace for progressive frames", cfg.input)
-    references = [read_reference(ref, plan.render, info.video.rotation) for ref in plan.references]
+    references = read_references(plan.references, plan.render, info.video.rotation)
     style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
     if cfg.preview:  # written after the whole run: a bad path must not wait until then
         check_image_output(cfg.preview, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -551,6 +552,45 @@ def ffprobe_duration(path) -> Fraction | None:
     if data is None:
         return None
     return Fraction(data["format"]["duration"])
+
+
+def exif_orientation_block(orientation: int, little_endian: bool = False) -> bytes:
+    """An EXIF block holding only an Orientation tag (1 to 8), as cameras write it: a TIFF
+    header and one IFD entry."""
+    order = "<" if little_endian else ">"
+    return ((b"II" if little_endian else b"MM") + struct.pack(order + "HI", 42, 8) + struct.pack(order + "H", 1)
+            + struct.pack(order + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(order + "I", 0))
+
+
+def write_oriented_image(path, bgr: np.ndarray, orientation: int, little_endian: bool = False) -> None:
+    """Write an image (BGR or BGRA, as stored) with an EXIF Orientation tag, like a phone photo
+    stored sideways; viewers (and OpenCV's own ``cv2.imread`` in colour mode) turn it upright.
+
+    Args:
+        path: .jpg, .png or .webp.
+        bgr: the pixels as stored.
+        orientation: the EXIF Orientation, 1 to 8.
+        little_endian: write the EXIF block in Intel byte order (Motorola otherwise).
+    """
+    import cv2
+
+    block = np.frombuffer(exif_orientation_block(orientation, little_endian), np.uint8)
+    ok, data = cv2.imencodeWithMetadata(Path(path).suffix, bgr, [cv2.IMAGE_METADATA_EXIF], [block])
+    assert ok, path
+    data.tofile(str(path))
+
+
+def ffmpeg_shown_frame(path) -> np.ndarray | None:
+    """The first frame as FFmpeg shows it (rotated by the display matrix, as players do), RGB
+    uint8; None without the ffmpeg program."""
+    exe = shutil.which("ffmpeg") or ("/usr/bin/ffmpeg" if Path("/usr/bin/ffmpeg").exists() else None)
+    if exe is None:
+        return None
+    result = subprocess.run([exe, "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "image2pipe", "-c:v", "png",
+                             "-"], capture_output=True, timeout=60, check=True)
+    import cv2
+
+    return cv2.imdecode(np.frombuffer(result.stdout, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
 
 
 def passthrough(source, output, codec: str = "ffv1", frame_range: tuple[int, int] | None = None, **writer_kwargs):

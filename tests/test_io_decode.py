@@ -227,3 +227,39 @@ def test_seek_past_a_keyframe_the_decoder_cannot_start_from():
         frame = next(iter_frames(COCKATOO, info, start, start, stats=stats))
         assert frame.index == start and np.array_equal(frame.y, straight[start])
         assert stats.concealed == 0
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
+def test_stills_are_read_upright_as_viewers_show_them(tmp_path, ext):
+    """A photo stored sideways with an EXIF Orientation tag (phones, cameras) was read as stored,
+    so a reference or a still input came out sideways; every orientation now reads as OpenCV's
+    own orientation-aware reader (and a viewer) shows it, alpha turned with the picture."""
+    import cv2
+
+    from tests.media import write_oriented_image
+    from vidcolor.io.decode import read_still
+
+    rng = np.random.default_rng(1)
+    stored = cv2.resize(rng.integers(0, 256, (4, 6, 3), dtype=np.uint8), (36, 24), interpolation=cv2.INTER_NEAREST)
+    if ext != ".jpg":  # alpha equal to the blue channel, so the test can see it turned with the picture
+        stored = np.dstack([stored, stored[..., 0]])
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}{ext}"
+        write_oriented_image(path, stored, orientation, little_endian=orientation % 2 == 0)
+        still = read_still(str(path))
+        shown = cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+        assert still.rgb.shape == shown.shape == ((24, 36, 3) if orientation < 5 else (36, 24, 3))
+        np.testing.assert_allclose(still.rgb, shown, atol=1e-6, err_msg=f"orientation {orientation}")
+        if ext != ".jpg":
+            np.testing.assert_array_equal(still.alpha, still.rgb[..., 2])
+
+
+def test_exif_orientation_of_odd_blocks_is_upright():
+    from tests.media import exif_orientation_block
+    from vidcolor.io.decode import exif_orientation
+
+    assert exif_orientation(exif_orientation_block(6)) == 6
+    assert exif_orientation(b"Exif\0\0" + exif_orientation_block(8, little_endian=True)) == 8  # JPEG APP1 prefix
+    assert exif_orientation(exif_orientation_block(6)[:14]) == 1  # truncated
+    assert exif_orientation(exif_orientation_block(9)) == 1  # no such orientation
+    assert exif_orientation(b"") == exif_orientation(b"garbage") == 1

@@ -408,6 +408,22 @@ def test_still_image_keeps_size_and_luma(tmp_path, model_path):
     assert np.abs(rgb[..., 0] - rgb[..., 2]).mean() > 3  # and it has colour
 
 
+def test_sideways_stored_photo_comes_out_upright(tmp_path, model_path):
+    """A phone photo stored sideways with an EXIF Orientation tag came out sideways (the tag
+    was ignored, and the output carries none): it now comes out as viewers show the input."""
+    from tests.media import write_oriented_image
+
+    upright = (np.add.outer(np.arange(30), np.arange(48) * 3) % 255).astype(np.uint8)  # 48 wide, 30 high
+    src = tmp_path / "phone.jpg"
+    write_oriented_image(src, np.dstack([np.rot90(upright)] * 3), orientation=6)  # stored turned left
+    out = tmp_path / "phone_colour.png"
+    colorize(ColorizeConfig(input=str(src), output=str(out), model=model_path, render_size=32, quiet=True))
+    rgb = cv2.imread(str(out))[..., ::-1].astype(np.float32)
+    assert rgb.shape[:2] == upright.shape
+    luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    assert np.abs(luma - upright).mean() < 3.0  # the picture upright (JPEG loses a little)
+
+
 def test_still_keeps_its_bit_depth_and_transparency(tmp_path, model_path, caplog):
     """A 16-bit scan comes out 16-bit with its luma to within a 16-bit step or two; a grey
     cut-out with alpha keeps the alpha; where the output type cannot store either, a warning says so."""

@@ -151,7 +151,8 @@ def render_options(fn: Callable) -> Callable:
         click.option("--style", default=None, help="A painting style carried by the model (see `vidcolor styles`)."),
         click.option("--strength", default=1.0, show_default=True, type=float, help="Style strength, 0 (natural colour) to 1."),
         click.option("--reference", "references", multiple=True, metavar="IMG[@FRAME]",
-                     help="Hand-coloured reference for a frame (repeatable)."),
+                     help="A hand-coloured image of source frame FRAME (0 when omitted; numbered in the whole film, "
+                          "also with --frames), as a player shows it; transparent areas give no colour. Repeatable."),
         click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees (a multiple of 16, 32 to 2048)."),
         click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1."),
         click.option("--codec", default="auto", show_default=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -399,8 +400,81 @@ def _still_via_ffmpeg(path: str) -> np.ndarray | None:
     return frame.to_ndarray(format=target)
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
+def exif_orientation(exif: bytes) -> int:
+    """The Orientation tag (1 to 8) of an EXIF block, 1 (upright) when it has none.
+
+    Args:
+        exif: the block as OpenCV returns it: a TIFF header and its first IFD, with or without
+            the ``Exif\0\0`` prefix of a JPEG's APP1 segment.
+
+    Returns:
+        1 to 8, as the EXIF standard numbers them.
+    """
+    if exif.startswith(b"Exif\0\0"):
+        exif = exif[6:]
+    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
+    if order is None:
+        return 1
+    try:
+        (ifd,) = struct.unpack_from(order + "I", exif, 4)
+        (count,) = struct.unpack_from(order + "H", exif, ifd)
+        for i in range(count):
+            # A 12-byte entry: tag, type, count, then the value; a SHORT sits in its first 2 bytes.
+            tag, kind, _, value = struct.unpack_from(order + "HHIH", exif, ifd + 2 + 12 * i)
+            if tag == _EXIF_ORIENTATION and kind == 3:
+                return value if 1 <= value <= 8 else 1
+    except struct.error:  # a truncated block: treat it as untagged
+        pass
+    return 1
+
+
+def upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn a stored image the way its EXIF orientation says a viewer shows it.
+
+    Args:
+        img: ``(H, W)`` or ``(H, W, C)`` as stored.
+        orientation: the EXIF Orientation, 1 to 8.
+
+    Returns:
+        The image as shown (contiguous; height and width swapped for 5 to 8).
+    """
+    turned = {
+        2: lambda a: a[:, ::-1],  # mirrored left-right
+        3: lambda a: a[::-1, ::-1],  # upside down
+        4: lambda a: a[::-1],  # mirrored top-bottom
+        5: lambda a: a.swapaxes(0, 1),  # transposed
+        6: lambda a: np.rot90(a, -1),  # stored turned left: turn right (clockwise) to view
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transposed across the other diagonal
+        8: lambda a: np.rot90(a, 1),  # stored turned right: turn left to view
+    }.get(orientation)
+    return img if turned is None else np.ascontiguousarray(turned(img))
+
+
+def _decode_upright(data: np.ndarray) -> np.ndarray | None:
+    """OpenCV's decode with depth and alpha kept, turned upright; None when OpenCV cannot read it.
+
+    IMREAD_UNCHANGED is the one mode that keeps 16 bits and alpha, and also the one in which
+    OpenCV leaves the EXIF orientation unapplied (phone photos would come out sideways), so
+    the orientation is read from the EXIF block the decoder returns and applied here. TIFF's
+    decoder turns the image itself and returns no EXIF block, so nothing is turned twice.
+    """
+    import cv2  # only stills need it; keeps `import vidcolor.io` light
+
+    img, kinds, blocks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
+    if img is None:
+        return None
+    for kind, block in zip(kinds, blocks):
+        if kind == cv2.IMAGE_METADATA_EXIF:
+            return upright(img, exif_orientation(np.asarray(block, np.uint8).tobytes()))
+    return img
+
+
 def read_still(path: str) -> Still:
-    """Read a still image (8- or 16-bit; grey, grey+alpha, colour or colour+alpha).
+    """Read a still image (8- or 16-bit; grey, grey+alpha, colour or colour+alpha), upright as
+    a viewer shows it (EXIF orientation applied).
 
     Args:
         path: image file.
@@ -408,10 +482,8 @@ def read_still(path: str) -> Still:
     Returns:
         A ``Still``.
     """
-    import cv2  # only stills need it; keeps `import vidcolor.io` light
-
     data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None and data.size else None
+    img = _decode_upright(data) if data is not None and data.size else None
     if img is None and data is not None and data.size:
         img = _still_via_ffmpeg(path)  # DPX and Targa scans: OpenCV has no reader for them
     if img is None:

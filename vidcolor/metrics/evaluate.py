@@ -344,8 +344,8 @@ def reference_hints(truth8: Sequence[np.ndarray], frames: Sequence[int], small_l
             path = str(Path(tmp) / f"frame_{index}.png")
             if not cv2.imwrite(path, np.ascontiguousarray(truth8[index][..., ::-1])):
                 raise OutputError(f"cannot write a temporary reference image in {tmp}")
-            items.append((Reference(path, index), *read_reference(path, render)))
-    wanted = reach([ref for ref, _, _ in items], 0, len(small_lumas) - 1)
+            items.append(read_reference(Reference(path, index), render))
+    wanted = reach([item.reference for item in items], 0, len(small_lumas) - 1)
     return ReferenceHints.build(items, {t: small_lumas[t] for t in wanted})
 
 

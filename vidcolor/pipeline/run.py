@@ -45,7 +45,7 @@ from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, model_style_names
 from vidcolor.pipeline.batch import LumaResizer, luma_to_unit, make_batch, render_shape, upsample_chroma_codes
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
-from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, parse_reference, reach, read_reference
+from vidcolor.pipeline.reference import Reference, ReferenceHints, ReferenceImage, blend, parse_reference, reach, read_references
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
 from vidcolor.pipeline.style import style_code, style_offsets, styled_planes
 
@@ -366,7 +366,7 @@ def _warn_what_the_output_changes(cfg: ColorizeConfig, info: MediaInfo) -> None:
         log.warning("%s: %s", cfg.input, loss)
 
 
-def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | None = None) -> tuple[VideoPlan, list]:
+def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | None = None) -> tuple[VideoPlan, list[ReferenceImage]]:
     """Everything a video run refuses, checked before any work or file is made.
 
     ``colorize`` itself, ``--resume`` (before its segment folder exists) and ``farm`` (before
@@ -379,7 +379,7 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
         model: a loaded generator; None reads ``cfg.model``'s description (not its weights).
 
     Returns:
-        (the ``VideoPlan``, the references read at render size: ``(Reference, luma, chroma)``).
+        (the ``VideoPlan``, the references read at render size in the stored orientation).
 
     Raises:
         UsageError: bad options, frame range, render size, batch size, reference frame or
@@ -390,7 +390,7 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     plan = plan_video(cfg, info)
     if not plan.chunk:  # chunks: their job warned
         _warn_what_the_output_changes(cfg, info)
-    references = [(ref, *read_reference(ref.path, plan.render)) for ref in plan.references]
+    references = read_references(plan.references, plan.render, info.video.rotation)
     style_code(model_style_names(cfg.model if model is None else model), cfg.style, cfg.strength)
     if cfg.preview:  # written after the whole run: a bad path must not wait until then
         check_image_output(cfg.preview, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)],
@@ -398,7 +398,7 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     return plan, references
 
 
-def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list) -> ReferenceHints:
+def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list[ReferenceImage]) -> ReferenceHints:
     """Pre-pass for references: read the luma of every frame they can reach and propagate.
 
     A frame range also reads the frames between it and any reference outside it within reach
@@ -407,7 +407,7 @@ def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list) -> Refer
     Args:
         cfg: the run's options.
         plan: the run's plan.
-        references: (reference, luma, chroma) at render size, already read.
+        references: the references read at render size (``check_video_run``).
 
     Returns:
         Per-frame hints (empty without references).

@@ -676,8 +676,8 @@ def _render_on_ray(ray, jobs: list[ChunkJob], model: Any, address: str | None, w
     if failed:
         codes = {code for _, _, code in failed}
         lines = "; ".join(f"{format_range(r)} ({reason})" for r, reason, _ in failed)
-        raise FarmError(f"{len(failed)} of {_count(total, 'chunk')} failed: {lines}. "
-                        f"{_kept(layout, jobs, done).capitalize()}",
+        kept = _kept(layout, jobs, done)
+        raise FarmError(f"{len(failed)} of {_count(total, 'chunk')} failed: {lines}. {kept[0].upper()}{kept[1:]}",
                         failed=[(r, reason) for r, reason, _ in failed],
                         exit_code=codes.pop() if len(codes) == 1 else 1)
     return results, startup, render

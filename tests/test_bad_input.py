@@ -1071,3 +1071,24 @@ def test_option_errors_are_one_line_from_the_installed_command():
     assert done.stdout == ""
     assert [line for line in done.stderr.splitlines() if line.strip()] == [
         "vidcolor: error: Invalid value for '--smooth': 'much' is not a valid float. (see 'cli.py colorize --help')"]
+
+
+def test_atomic_output_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    """Two runs to the same output without --overwrite: the second one's final rename used to
+    replace the first one's file silently (the existence check is only at the start)."""
+    from vidcolor.errors import OutputError
+    from vidcolor.io.atomic import atomic_output
+
+    final = tmp_path / "out.mkv"
+    with pytest.raises(OutputError, match=r"out.mkv appeared while this run was writing it .*--overwrite"):
+        with atomic_output(final) as tmp:
+            tmp.write_bytes(b"second run")
+            final.write_bytes(b"first run")  # the other run finished meanwhile
+    assert final.read_bytes() == b"first run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]  # no temporary file left
+    with atomic_output(final, overwrite=True) as tmp:  # --overwrite still replaces it
+        tmp.write_bytes(b"replaced")
+    assert final.read_bytes() == b"replaced"
+    with atomic_output(tmp_path / "new.mkv") as tmp:
+        tmp.write_bytes(b"new")
+    assert (tmp_path / "new.mkv").read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 2

@@ -170,7 +170,7 @@ def test_layout_tells_finished_unfinished_and_partial_chunks(tmp_path):
     assert (layout.folder, layout.name, layout.ext) == (tmp_path / "film_colour.chunks", "film", ".mkv")
     assert ChunkLayout.for_job("film.mkv", "out.mp4", chunk_dir=tmp_path / "c").folder == tmp_path / "c"
     assert layout.unfinished(PLAN) == PLAN and layout.partial_files(PLAN) == []  # no folder yet
-    layout.folder.mkdir()
+    check_manifest(layout, {"codec": "ffv1"})  # as farm does: the manifest before any chunk
     (layout.folder / "film.000000-000009.mkv").write_bytes(b"done")
     partial = layout.folder / ".film.000010-000019.partial-1a2b3c4d.mkv"
     partial.write_bytes(b"half")
@@ -182,7 +182,6 @@ def test_layout_tells_finished_unfinished_and_partial_chunks(tmp_path):
     assert layout.partial_files(PLAN) == [partial]
     marker = layout.folder / ".film.000010-000019.failed-once"
     marker.touch()
-    check_manifest(layout, {"codec": "ffv1"})
     remove_chunks(layout, PLAN)
     assert sorted(p.name for p in layout.folder.iterdir()) == [
         ".other.000010-000019.partial-1a2b3c4d.mkv", "film.000020-000029.mp4", "other.000020-000029.mkv"]
@@ -239,7 +238,7 @@ def test_merged_chunks_match_a_single_run(tmp_path, film, single, chunks):
     result = CliRunner().invoke(merge_command, [*map(str, reversed(chunks)), "--audio-from", str(film.path),
                                                 "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"wrote {out}: 30 frames from 3 chunks, 1 streams copied" in result.output
+    assert f"wrote {out}: 30 frames from 3 chunks, 1 stream copied" in result.output
     assert_matches_single_run(out, single, film)
     for frame_range, path in zip(PLAN, chunks):
         assert [p for p, *_ in read_planes(path)] == film.pts[frame_range[0]:frame_range[1] + 1]
@@ -374,7 +373,9 @@ def test_farm_manifest_records_reference_images_by_content(tmp_path, monkeypatch
     class Rendering(Exception):
         """Stands in for the Ray run: the settings were accepted."""
 
-    def rendering(*args, **kwargs):
+    def rendering(ray, jobs, *args, **kwargs):
+        if not Path(jobs[0].path).exists():  # the first chunk gets finished, then the run stops
+            Path(jobs[0].path).write_bytes(b"a chunk rendered with the first image")
         raise Rendering
 
     monkeypatch.setattr(executor, "_render_on_ray", rendering)
@@ -384,7 +385,6 @@ def test_farm_manifest_records_reference_images_by_content(tmp_path, monkeypatch
     cv2.imwrite("ref.png", first)
     with pytest.raises(Rendering):
         run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=("./ref.png@5",))
-    (tmp_path / "out.chunks" / "film.000000-000009.mkv").write_bytes(b"a chunk rendered with the first image")
     cv2.imwrite("ref.png", second)
     with pytest.raises(UsageError, match=r"\(references: \['ref.png@5 sha256:[0-9a-f]{64}'\] then, "
                                          r"\['ref.png@5 sha256:[0-9a-f]{64}'\] now\)"):
@@ -444,3 +444,192 @@ def test_killed_worker_then_rerun_renders_only_unfinished_chunks(ray_cluster, tm
     again = runner.invoke(farm_command, [*args, "--overwrite"], env={FAIL_CHUNK_ENV: ""})
     assert again.exit_code == 0 and "(0 rendered, 3 reused)" in again.output
     assert not folder.exists()  # merged: the chunks are removed without --keep-chunks
+
+
+# ----- reuse only what is vouched for; one run per folder; signals (no cluster needed) --------
+
+
+def _render_in_process(model_path):
+    """Stands in for ``_render_on_ray``: renders each job with ``render_chunk`` in this process."""
+
+    def render(ray, jobs, model, *args, **kwargs):
+        return [render_chunk(job, model_path) for job in jobs], 0.0, 0.0
+
+    return render
+
+
+def test_farm_reuses_only_chunks_a_manifest_or_their_stamp_vouches_for(tmp_path, monkeypatch, film, model_path):
+    """Chunks found with no farm.json used to be reused unchecked (a folder of hand-made chunks,
+    or one whose farm.json a later run deleted): a film mixed --smooth 0.8 and 0 silently."""
+    import vidcolor.farm.ray_executor as executor
+
+    monkeypatch.setattr(executor, "_render_on_ray", _render_in_process(model_path))
+    folder = tmp_path / "hand"
+    folder.mkdir()
+    options = {**RENDER, "quiet": True}
+    # A chunk made by hand with other settings (--smooth 0): its stamp gives it away.
+    colorize_video(film.path, folder / "film.000000-000009.mkv", model=model_path, frames="0-9",
+                   **{**options, "smooth": 0.0})
+    kwargs = dict(chunk_frames=CHUNK, model=model_path, chunk_dir=folder, **options)
+    with pytest.raises(UsageError, match=r"hand holds chunks rendered from another source or with other settings "
+                                         r"\(their stamp says so, first film.000000-000009.mkv\)"):
+        run_farm(film.path, tmp_path / "a.mkv", **kwargs)
+    # A chunk with no stamp and no farm.json (made by something else, or by an older vidcolor).
+    (folder / "film.000000-000009.mkv").write_bytes(b"who made this?")
+    with pytest.raises(UsageError, match=r"holds chunks with no farm.json and no stamp saying what made them"):
+        run_farm(film.path, tmp_path / "a.mkv", **kwargs)
+    assert not (folder / "farm.json").exists() and not (tmp_path / "a.mkv").exists()
+    # Made by hand with the job's settings: provably the same, so it is reused.
+    (folder / "film.000000-000009.mkv").unlink()
+    colorize_video(film.path, folder / "film.000000-000009.mkv", model=model_path, frames="0-9", **options)
+    report = run_farm(film.path, tmp_path / "a.mkv", **kwargs)
+    assert (report.reused, report.rendered) == ([(0, 9)], [(10, 19), (20, 29)])
+    assert not folder.exists()  # merged without --keep-chunks: the folder is gone
+
+
+def test_farm_with_another_chunk_size_leaves_no_old_chunks_behind(tmp_path, monkeypatch, film, model_path, caplog):
+    """A rerun with another --chunk-frames deleted farm.json but left the old chunks, even after
+    a successful merge; a later run then reused them unchecked. Now they are removed (same
+    settings, so nothing is lost but work) and the folder goes after the merge."""
+    import vidcolor.farm.ray_executor as executor
+
+    monkeypatch.setattr(executor, "_render_on_ray", _render_in_process(model_path))
+    out = tmp_path / "film_colour.mkv"
+    kwargs = dict(model=model_path, quiet=True, **RENDER)
+    run_farm(film.path, out, chunk_frames=CHUNK, keep_chunks=True, **kwargs)
+    folder = tmp_path / "film_colour.chunks"
+    assert sorted(p.name for p in folder.iterdir()) == ["farm.json", *(chunk_name("film", r, ".mkv") for r in PLAN)]
+    with caplog.at_level(logging.INFO, logger="vidcolor"):
+        report = run_farm(film.path, out, chunk_frames=15, overwrite=True, **kwargs)
+    assert (report.rendered, report.reused) == ([(0, 14), (15, 29)], [])
+    assert "removing 3 chunks from" in caplog.text and "another --chunk-frames" in caplog.text
+    assert not folder.exists()
+    assert len(read_planes(out)) == FRAMES
+
+
+def test_farm_lock_refuses_a_live_run_and_takes_over_a_dead_ones(tmp_path, monkeypatch, film, model_path):
+    import json
+    import os
+
+    import vidcolor.farm.ray_executor as executor
+
+    class Rendering(Exception):
+        pass
+
+    def rendering(ray, jobs, *args, **kwargs):
+        assert (tmp_path / "out.chunks" / "farm.lock").is_file()  # held while rendering
+        raise Rendering
+
+    monkeypatch.setattr(executor, "_render_on_ray", rendering)
+    folder = tmp_path / "out.chunks"
+    folder.mkdir()
+    lock = folder / "farm.lock"
+    kwargs = dict(chunk_frames=CHUNK, model=model_path, quiet=True, **RENDER)
+    live = os.getppid()
+    lock.write_text(json.dumps({"pid": live, "host": __import__("socket").gethostname(), "since": "today"}))
+    with pytest.raises(OutputError, match=rf"out.chunks is in use by another farm run \(process {live} since today\); "
+                                          r"wait for it to finish, or delete .*farm.lock if that run is gone"):
+        run_farm(film.path, tmp_path / "out.mkv", **kwargs)
+    assert lock.is_file()  # someone else's lock is left alone
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(json.dumps({"pid": gone.pid, "host": __import__("socket").gethostname()}))
+    with pytest.raises(Rendering):  # a lock whose process is gone is taken over
+        run_farm(film.path, tmp_path / "out.mkv", **kwargs)
+    assert not folder.exists()  # stopped before any chunk: no lock, manifest or folder left
+
+
+class FakeRay:
+    """Just enough of Ray for ``_start_ray`` and ``_render_on_ray``."""
+
+    def __init__(self, on_init=None, on_wait=None):
+        self.on_init, self.on_wait = on_init, on_wait
+        self.up = False
+        self.calls = []
+        self.exceptions = ray.exceptions if ray is not None else None
+
+    def is_initialized(self):
+        return self.up
+
+    def init(self, **kwargs):
+        if self.on_init:
+            self.on_init()
+        self.up = True
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+        self.up = False
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def remote(self, fn):
+        class Task:
+            def options(self, **kwargs):
+                return self
+
+            def remote(self, job, model):
+                return job.start
+
+        return Task()
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        self.on_wait()
+
+    def cancel(self, ref, force=False):
+        self.calls.append(("cancel", ref))
+
+
+def test_sigterm_while_ray_starts_is_one_line_and_143(monkeypatch):
+    """Ray's init installs SIGTERM -> sys.exit(15) (exit status 15, no message) and its driver a
+    native handler that aborts (134, stack dumps); farm gives 143 and keeps its own handler."""
+    import signal
+
+    from vidcolor.errors import Interrupted
+    from vidcolor.farm.ray_executor import _start_ray
+
+    def ours(signum, frame):
+        raise Interrupted("terminated (SIGTERM)", signal_exit_code=143)
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        def ray_exits():
+            signal.signal(signal.SIGTERM, lambda s, f: sys.exit(s))  # what ray.init does first
+            raise SystemExit(signal.SIGTERM)
+
+        with pytest.raises(Interrupted, match=r"^terminated \(SIGTERM\)$") as excinfo:
+            _start_ray(FakeRay(on_init=ray_exits), "ray://nowhere:1", None, True)
+        assert excinfo.value.exit_code == 143
+        assert signal.getsignal(signal.SIGTERM) is ours
+        _start_ray(FakeRay(on_init=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)), "ray://x:1", None, True)
+        assert signal.getsignal(signal.SIGTERM) is ours  # put back after a successful start too
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_mid_run_stops_ray_removes_partials_and_says_what_is_kept(tmp_path):
+    from vidcolor.errors import Interrupted
+    from vidcolor.farm.ray_executor import _render_on_ray
+
+    layout = ChunkLayout(tmp_path / "c", "film", ".mkv")
+    layout.folder.mkdir()
+    layout.path(PLAN[0]).write_bytes(b"finished before this run")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    from vidcolor.io.atomic import _HOST
+
+    partial = layout.folder / f".film.000010-000019.partial-1a2b3c4d.{gone.pid}.{_HOST}.mkv"
+    partial.write_bytes(b"")  # the 0-byte file of a task killed as it started
+
+    def terminated():
+        raise Interrupted("terminated (SIGTERM)", signal_exit_code=143)
+
+    fake = FakeRay(on_wait=terminated)
+    jobs = [ChunkJob(source="film.mkv", path=str(layout.path(r)), start=r[0], end=r[1], options={}) for r in PLAN[1:]]
+    with pytest.raises(Interrupted) as excinfo:
+        _render_on_ray(fake, jobs, "tiny", "ray://x:1", 2, "cpu", 0, 3, 1, layout, "out.mkv", True)
+    assert excinfo.value.exit_code == 143
+    assert str(excinfo.value) == (f"terminated (SIGTERM); 1 finished chunk is kept in {layout.folder}; run the same "
+                                  "command again to render only the missing ones")
+    assert ("cancel", 10) in fake.calls and ("cancel", 20) in fake.calls and fake.calls[-1] == "shutdown"
+    assert not partial.exists()

@@ -254,3 +254,94 @@ def test_merge_names_what_it_leaves_out(tmp_path, caplog):
     merge_chunks(_chunks(tmp_path, source.path, "mkv", "ffv1"), str(tmp_path / "m.mkv"), audio_from=str(source.path))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "one video stream" in warnings[0]
+
+
+# ----- stamps, gaps without the source, containers, full disks --------------------------------
+
+
+def _stamped(tmp_path, source, ranges, stamp, name="chunk"):
+    paths = []
+    for start, end in ranges:
+        path = tmp_path / f"{name}_{start:04d}_{end:04d}.mkv"
+        passthrough(source, path, codec="ffv1", frame_range=(start, end), video_only=True, tags={"comment": stamp})
+        paths.append(str(path))
+    return paths
+
+
+def test_merge_refuses_chunks_stamped_with_another_source_or_other_settings(tmp_path):
+    """Chunks record their source and settings (a stamp in their tags): a chunk of another film
+    of the same size and rate, or rendered with other options, used to merge silently."""
+    from vidcolor.io.stamp import make_stamp, source_fingerprint
+
+    source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True, audio="aac")
+    other = make_clip(tmp_path / "other.mkv", frames=12, lossless=True, audio="aac", content="grey")
+    ours = make_stamp(source_fingerprint(source.path), "a" * 16)
+    good = _stamped(tmp_path, source.path, RANGES, ours)
+    report = merge_chunks(good, str(tmp_path / "ok.mkv"), audio_from=str(source.path))
+    assert report.frames == 12
+    with av_open(tmp_path / "ok.mkv") as merged:  # the film takes the source's tags, not the stamp
+        assert "vidcolor chunk" not in str(dict(merged.metadata))
+    settings = _stamped(tmp_path, source.path, [(4, 8)], make_stamp(source_fingerprint(source.path), "b" * 16), "s")
+    with pytest.raises(UsageError, match=r"s_0004_0008.mkv was rendered with other settings than .*chunk_0000_0003"):
+        merge_chunks([good[0], *settings, good[2]], str(tmp_path / "m.mkv"))
+    film = _stamped(tmp_path, source.path, [(4, 8)], make_stamp(source_fingerprint(other.path), "a" * 16), "f")
+    with pytest.raises(UsageError, match=r"f_0004_0008.mkv was rendered from another source"):
+        merge_chunks([good[0], *film, good[2]], str(tmp_path / "m.mkv"), audio_from=str(source.path))
+    (tmp_path / "bare").mkdir()
+    bare = _chunks(tmp_path / "bare", source.path, "mkv", "ffv1", ranges=[(4, 8)])
+    with pytest.raises(UsageError, match=r"carries no record of its source and settings"):
+        merge_chunks([good[0], *bare, good[2]], str(tmp_path / "m.mkv"))
+    with pytest.raises(UsageError, match=r"rendered from another file than .*other.mkv"):
+        merge_chunks(good, str(tmp_path / "m.mkv"), audio_from=str(other.path))
+    assert not (tmp_path / "m.mkv").exists()
+
+
+def av_open(path):
+    import av
+
+    return av.open(str(path))
+
+
+def test_merge_without_source_refuses_a_gap_between_chunks(tmp_path):
+    """A missing middle chunk shows in the chunks' own timestamps; merging without --audio-from
+    used to write an 8 s freeze with no word. --allow-gaps accepts a real pause."""
+    source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True)
+    chunks = _chunks(tmp_path, source.path, "mkv", "ffv1")
+    with pytest.raises(UsageError, match=r"gap: nothing between .*chunk_0000_0003.mkv \(ends at 0.120 s\) and "
+                                         r".*chunk_0009_0011.mkv \(starts at 0.360 s\), about 5 frames"):
+        merge_chunks([chunks[2], chunks[0]], str(tmp_path / "m.mkv"))
+    assert not (tmp_path / "m.mkv").exists()
+    report = merge_chunks([chunks[0], chunks[2]], str(tmp_path / "m.mkv"), allow_gaps=True)
+    assert report.frames == 7
+    assert merge_chunks(chunks, str(tmp_path / "all.mkv")).frames == 12  # no gap: no complaint
+
+
+def test_merge_refuses_up_front_a_container_that_cannot_hold_the_sources_subtitles(tmp_path):
+    """merge --audio-from SRC_WITH_SRT -o x.mp4 crashed with an internal error (exit 1); it now
+    refuses before writing, in the words farm and colorize use."""
+    source = make_clip(tmp_path / "film.mkv", frames=12, audio="aac", subtitle=True)
+    chunks = _chunks(tmp_path, source.path, "mkv", "x264")
+    with pytest.raises(UsageError, match=r"\.mp4 cannot hold stream #2 \(subtitle subrip\) of .*film.mkv.*use .mkv"):
+        merge_chunks(chunks, str(tmp_path / "m.mp4"), audio_from=str(source.path))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".m.", "m."))] == []
+
+
+def test_merge_on_a_full_disk_names_the_output_not_its_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    import av
+
+    import vidcolor.io.remux as remux
+
+    source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True)
+    chunks = _chunks(tmp_path, source.path, "mkv", "ffv1")
+
+    def full(chunk):  # what PyAV raises when the muxer meets a full disk
+        raise av.error.OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.mkv"))
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(remux, "_video_packets", full)
+    with pytest.raises(OutputError) as excinfo:
+        merge_chunks(chunks, str(tmp_path / "m.mkv"))
+    assert str(excinfo.value) == f"cannot write {tmp_path / 'm.mkv'}: the disk is full; free some space or write to another disk"
+    assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []

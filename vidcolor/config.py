@@ -167,6 +167,8 @@ class ColorizeConfig:
     resume: bool = False
     quiet: bool = False
     segment_frames: int = 500  # resumable segments of a long run
+    # The stamp a --frames chunk carries (vidcolor.io.stamp); farm sets the job's, None computes it.
+    chunk_stamp: str | None = None
 
 
 def _type_name(tp: Any) -> str:

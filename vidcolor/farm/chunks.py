@@ -15,25 +15,35 @@ that dies leaves at most a hidden partial file, which the next ``farm`` run remo
 
 A small manifest (``farm.json``) in the chunk folder records what the chunks were rendered from
 and with (source, model, codec, reference images by content and the options that change pixels),
-so a later run with other settings refuses to reuse them instead of merging a mixture. Nothing
-here imports Ray or torch.
+so a later run with other settings refuses to reuse them instead of merging a mixture. It is
+written before the first chunk and removed only once no chunk is left. Each chunk also carries
+a stamp of its source and settings in its container tags (``vidcolor.io.stamp``), so chunks
+with a stamp that is not the job's, or with neither a stamp nor a manifest, are never reused.
+A lock file (``farm.lock``: pid and host) keeps two runs out of one folder. Nothing here
+imports Ray or torch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from vidcolor.errors import UsageError
+from vidcolor.errors import OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
+from vidcolor.io.stamp import make_stamp, read_stamp, settings_fingerprint, source_fingerprint
 
 FrameRange = tuple[int, int]  # (start, end), inclusive, 0-based
 
 MANIFEST_NAME = "farm.json"
+LOCK_NAME = "farm.lock"
 MANIFEST_FORMAT = "vidcolor-farm-chunks"
 FAILED_ONCE_SUFFIX = ".failed-once"  # marker of the farm test hook (see ray_executor)
 _DIGITS = 6
@@ -174,15 +184,33 @@ class ChunkLayout:
                 found.append(entry)
         return sorted(found)
 
-    def has_chunks(self) -> bool:
-        """Whether the folder holds a finished chunk of this source (any frame range)."""
+    def chunk_files(self) -> list[Path]:
+        """Finished chunks of this source in the folder, whatever their frame range (sorted)."""
         if not self.folder.is_dir():
-            return False
+            return []
+        found = []
         for entry in self.folder.iterdir():
             parsed = parse_chunk_name(entry.name)
-            if parsed is not None and parsed[0] == self.name and parsed[2] == self.ext:
-                return True
-        return False
+            if parsed is not None and parsed[0] == self.name and parsed[2] == self.ext and entry.is_file():
+                found.append(entry)
+        return sorted(found)
+
+    def has_chunks(self) -> bool:
+        """Whether the folder holds a finished chunk of this source (any frame range)."""
+        return bool(self.chunk_files())
+
+    def strays(self, plan: Sequence[FrameRange]) -> list[Path]:
+        """Finished chunks of this source whose range is not in ``plan`` (another ``--chunk-frames``)."""
+        planned = set(self.paths(plan))
+        return [p for p in self.chunk_files() if p not in planned]
+
+    def all_partial_files(self) -> list[Path]:
+        """Temporary files of any chunk of this source (``.NAME.S-E.partial-*.EXT``), sorted."""
+        if not self.folder.is_dir():
+            return []
+        prefix = f".{self.name}."
+        return sorted(e for e in self.folder.iterdir() if e.name.startswith(prefix) and ".partial-" in e.name
+                      and e.name.endswith(self.ext) and parse_chunk_name(e.name[1:].split(".partial-")[0] + self.ext))
 
     def manifest_path(self) -> Path:
         """The manifest file of the chunk folder."""
@@ -193,34 +221,105 @@ def _shown(value: Any) -> str:
     return "not set" if value is None else repr(value)
 
 
-def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: str = "pass another --chunk-dir") -> None:
+def model_identity(model: Any) -> dict[str, Any]:
+    """What identifies a model's weights, for manifests and chunk stamps.
+
+    Args:
+        model: a model name or path (identified by its card's sha256, else the weights' size
+            and mtime: cheap, no hashing of the file), or a loaded generator (hashed).
+
+    Returns:
+        ``{"model": ..., "model_sha256": ...}``.
+
+    Raises:
+        ModelError: a model name or path whose card is missing or corrupt.
+    """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        digest = hashlib.sha256()
+        for name, tensor in sorted(model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return {"model": "<in-memory generator>", "model_sha256": digest.hexdigest()}
+    from vidcolor.models.weights import read_model_card, resolve_model_path
+
+    card = read_model_card(model)  # ModelError now, before any work, for a missing model
+    weights, _ = resolve_model_path(model)
+    sha = card.get("sha256")
+    if not sha and weights.is_file():
+        st = weights.stat()
+        sha = f"size {st.st_size}, mtime {st.st_mtime_ns}"
+    return {"model": weights.stem, "model_sha256": sha}
+
+
+def render_settings(cfg: Any, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that decide a chunk's pixels, as JSON-friendly values.
+
+    The same function serves ``farm`` (its manifest and the stamp it hands its tasks) and
+    ``colorize --frames`` (the stamp of a hand-made chunk), so both stamp alike.
+
+    Args:
+        cfg: a ``ColorizeConfig`` whose ``codec`` is the one the chunk is written with.
+        identity: ``model_identity`` of the model.
+
+    Returns:
+        A dict: model, codec, crf, render size, smoothing, style, references (by name, frame
+        and content), deinterlace.
+    """
+    from vidcolor.pipeline.reference import reference_identity
+
+    return {**identity, "codec": cfg.codec, "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
+            "style": cfg.style, "strength": cfg.strength,
+            "references": [reference_identity(text) for text in cfg.references], "deinterlace": cfg.deinterlace}
+
+
+def chunk_stamp(source: str | os.PathLike, settings: Mapping[str, Any]) -> str:
+    """The stamp chunks of ``source`` rendered with ``settings`` carry (``vidcolor.io.stamp``)."""
+    return make_stamp(source_fingerprint(source), settings_fingerprint(settings))
+
+
+def _refuse_chunks(layout: ChunkLayout, why: str, elsewhere: str) -> UsageError:
+    return UsageError(f"{layout.folder} holds chunks {why}, so they cannot be reused; delete them (or the folder) "
+                      f"to start over, or {elsewhere}")
+
+
+def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: str = "pass another --chunk-dir",
+                   stamp: str | None = None) -> None:
     """Refuse to reuse a chunk folder whose finished chunks were made from another source or
-    with other settings; otherwise (re)write the manifest, creating the folder if needed.
+    with other settings, or whose chunks nothing vouches for; otherwise (re)write the manifest,
+    creating the folder if needed. Call it before the first chunk is rendered.
 
     A folder with no finished chunk yet (the first run stopped or failed before one was done)
-    is simply taken over with the new settings: there is nothing in it to mix up.
+    is simply taken over with the new settings: there is nothing in it to mix up. Chunks are
+    vouched for by a manifest with the same settings, or (no manifest: hand-made chunks, or
+    a folder whose manifest was lost) by their own stamp being ``stamp``; a chunk whose stamp
+    differs from ``stamp`` is refused even under a matching manifest.
 
     Args:
         layout: the chunk layout.
         settings: JSON-friendly values that decide the chunks' pixels (source identity,
             model identity, codec, crf, render size, smoothing, ...).
         elsewhere: the other way out the refusal suggests, besides deleting the folder.
+        stamp: the stamp this job's chunks carry (None: chunks are not checked one by one).
 
     Raises:
-        UsageError: when the folder's manifest records different settings, naming the first.
+        UsageError: when the folder's manifest records different settings, naming the first,
+            or when it holds chunks with a foreign stamp, or neither a manifest nor a stamp.
     """
     if layout.folder.exists() and not layout.folder.is_dir():
         raise UsageError(f"{layout.folder} is a file, not a folder for chunks; {elsewhere}")
     layout.folder.mkdir(parents=True, exist_ok=True)
     path = layout.manifest_path()
     wanted = json.loads(json.dumps(dict(settings)))  # the form it has after a round trip
-    if path.is_file() and layout.has_chunks():
+    chunks = layout.chunk_files()
+    saved = None
+    if path.is_file():
         try:
             saved = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             saved = None
-        if not isinstance(saved, dict) or saved.get("format") != MANIFEST_FORMAT:
+        if chunks and (not isinstance(saved, dict) or saved.get("format") != MANIFEST_FORMAT):
             raise UsageError(f"{path} is not a vidcolor farm manifest; {elsewhere}")
+    if chunks and saved is not None:
         old = saved.get("settings", {})
         for key in sorted(set(old) | set(wanted)):
             if old.get(key) != wanted.get(key):
@@ -228,19 +327,34 @@ def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: 
                     f"the chunks in {layout.folder} were rendered with other settings ({key}: "
                     f"{_shown(old.get(key))} then, {_shown(wanted.get(key))} now); delete that folder to "
                     f"start over, or {elsewhere}")
+    if chunks and stamp is not None:
+        stamps = {chunk: read_stamp(chunk) for chunk in chunks}
+        foreign = [c for c, s in stamps.items() if s is not None and s != stamp]
+        if foreign:
+            raise _refuse_chunks(layout, f"rendered from another source or with other settings (their stamp says so, "
+                                         f"first {foreign[0].name})", elsewhere)
+        unstamped = [c for c, s in stamps.items() if s is None]
+        if unstamped and saved is None:
+            raise _refuse_chunks(layout, f"with no {MANIFEST_NAME} and no stamp saying what made them "
+                                         f"(first {unstamped[0].name})", elsewhere)
+    elif chunks and saved is None:
+        raise _refuse_chunks(layout, f"with no {MANIFEST_NAME} saying what made them (first {chunks[0].name})",
+                             elsewhere)
+    if saved is not None and chunks:
         return
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(json.dumps({"format": MANIFEST_FORMAT, "settings": wanted}, indent=2) + "\n", encoding="utf-8")
 
 
 def remove_chunks(layout: ChunkLayout, plan: Sequence[FrameRange]) -> None:
-    """Delete the planned chunks, their leftovers and the manifest; then the folder if empty.
+    """Delete the chunks of this source (planned or not), their leftovers, then the manifest
+    (only once no chunk is left, so chunks never lose it) and the folder if empty.
 
     Args:
         layout: the chunk layout.
         plan: the planned ranges.
     """
-    leftovers = [layout.path(r) for r in plan] + layout.partial_files(plan) + [layout.manifest_path()]
+    leftovers = [layout.path(r) for r in plan] + layout.chunk_files() + layout.all_partial_files()
     if layout.folder.is_dir():
         leftovers += [p for p in layout.folder.iterdir() if p.name.endswith(FAILED_ONCE_SUFFIX)]
     for path in leftovers:
@@ -248,7 +362,81 @@ def remove_chunks(layout: ChunkLayout, plan: Sequence[FrameRange]) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+    tidy_folder(layout)
+
+
+def tidy_folder(layout: ChunkLayout) -> None:
+    """Remove the manifest when no chunk is left (it describes nothing), then the folder if empty."""
+    if layout.chunk_files() or layout.all_partial_files():
+        return
+    try:
+        layout.manifest_path().unlink()
+    except FileNotFoundError:
+        pass
     try:
         layout.folder.rmdir()
     except OSError:
-        pass  # not empty: someone else's files stay
+        pass  # not empty: someone else's files (or a live lock) stay
+
+
+# ----- one run at a time per folder -----------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but is not ours (EPERM)
+    return True
+
+
+@contextmanager
+def folder_lock(layout: ChunkLayout, what: str = "farm") -> Iterator[None]:
+    """Hold ``farm.lock`` in the chunk folder (created if needed) while the block runs.
+
+    A lock of a live process is refused; one left by a process of this machine that is gone
+    (SIGKILL, a power cut) is taken over. A lock written on another machine cannot be checked
+    from here, so it is refused too, saying how to clear it.
+
+    Args:
+        layout: the chunk layout.
+        what: the command named in messages.
+
+    Raises:
+        OutputError: another run holds the folder.
+        UsageError: the chunk folder path is a file.
+    """
+    if layout.folder.exists() and not layout.folder.is_dir():
+        raise UsageError(f"{layout.folder} is a file, not a folder for chunks; pass another --chunk-dir")
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    path = layout.folder / LOCK_NAME
+    host = socket.gethostname()
+    mine = json.dumps({"pid": os.getpid(), "host": host, "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(path.read_text(encoding="utf-8"))
+                pid, where = int(held["pid"]), str(held["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                held, pid, where = {}, -1, host  # unreadable: a writer killed mid-write
+            if where == host and (pid <= 0 or not _pid_alive(pid)):
+                path.unlink(missing_ok=True)  # its process is gone: take over
+                continue
+            since = f" since {held['since']}" if isinstance(held, dict) and held.get("since") else ""
+            where_text = f"process {pid}" + ("" if where == host else f" on {where}")
+            raise OutputError(f"{layout.folder} is in use by another {what} run ({where_text}{since}); wait for it "
+                              f"to finish, or delete {path} if that run is gone")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(mine + "\n")
+        break
+    else:  # pragma: no cover - a third run took the stale lock between our two tries
+        raise OutputError(f"{layout.folder} is in use by another {what} run; try again")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        tidy_folder(layout)  # a run stopped before its first chunk leaves no manifest or folder

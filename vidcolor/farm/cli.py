@@ -11,25 +11,33 @@ import click
 from vidcolor.cli_common import default_output, handle_errors, non_empty_path, render_options
 
 
+def count(n: int, noun: str) -> str:
+    """``1 chunk``, ``3 chunks``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 @click.command("merge")
 @click.argument("chunks", nargs=-1, required=True, metavar="CHUNK...", type=click.Path())
 @click.option("-o", "--output", "output", required=True, type=click.Path(), callback=non_empty_path,
               help="The merged file.")
 @click.option("--audio-from", "audio_from", default=None, type=click.Path(), metavar="IN",
               help="The source: copy its audio/subtitle/data streams and check the chunks cover all its frames.")
+@click.option("--allow-gaps", is_flag=True,
+              help="Without --audio-from: accept a jump between chunks much longer than a frame (a pause in the film).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @handle_errors
-def merge_command(chunks, output, audio_from, overwrite) -> None:
+def merge_command(chunks, output, audio_from, allow_gaps, overwrite) -> None:
     """Join chunks made by `colorize --frames S-E` into one file, without re-encoding.
 
-    Chunks may be given in any order (a shell glob is fine); they must share codec and encoder
-    settings and, with --audio-from, cover the source's frames with no gap or overlap.
+    Chunks may be given in any order (a shell glob is fine); they must share codec, encoder
+    settings, source and render settings and, with --audio-from, cover the source's frames
+    with no gap or overlap (without it, a visible gap between chunks is refused too).
     """
     from vidcolor.io.remux import merge_chunks
 
-    report = merge_chunks(list(chunks), output, audio_from=audio_from, overwrite=overwrite)
-    copied = f", {report.copied_streams} streams copied from {audio_from}" if audio_from else ""
-    click.echo(f"wrote {output}: {report.frames} frames from {report.chunks} chunks{copied}")
+    report = merge_chunks(list(chunks), output, audio_from=audio_from, overwrite=overwrite, allow_gaps=allow_gaps)
+    copied = f", {count(report.copied_streams, 'stream')} copied from {audio_from}" if audio_from else ""
+    click.echo(f"wrote {output}: {count(report.frames, 'frame')} from {count(report.chunks, 'chunk')}{copied}")
 
 
 @click.command("farm")
@@ -65,5 +73,5 @@ def farm_command(input_path, output, chunk_frames, address, workers, chunk_dir, 
                       style=style, strength=strength, references=tuple(references), force=force,
                       deinterlace=deinterlace, overwrite=overwrite, max_retries=max_retries)
     kept = f"; chunks kept in {report.chunk_dir}" if report.kept_chunks else ""
-    click.echo(f"wrote {report.output}: {report.frames} frames from {report.chunks} chunks "
+    click.echo(f"wrote {report.output}: {count(report.frames, 'frame')} from {count(report.chunks, 'chunk')} "
                f"({len(report.rendered)} rendered, {len(report.reused)} reused) in {report.seconds:.1f} s{kept}")

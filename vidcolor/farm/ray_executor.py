@@ -32,10 +32,12 @@ reads these environment variables and hands them to the tasks it submits:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import shutil
+import signal
 import socket
+import sys
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -47,7 +49,9 @@ from tqdm import tqdm
 
 from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError, VidcolorError
-from vidcolor.farm.chunks import FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, format_range, plan_chunks, remove_chunks
+from vidcolor.farm.chunks import (FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, chunk_stamp, folder_lock,
+                                  format_range, model_identity, plan_chunks, remove_chunks, render_settings)
+from vidcolor.io.atomic import stale_partials
 
 log = logging.getLogger("vidcolor")
 
@@ -306,13 +310,30 @@ def import_ray():
 def _start_ray(ray, address: str | None, workers: int | None, quiet: bool) -> bool:
     """Start a local Ray instance or connect to ``address``; False when Ray was already running.
 
+    ``ray.init`` installs its own SIGTERM handler (``sys.exit(15)``) and the driver's core
+    worker a native one that dumps stacks and aborts (exit 134); ours is put back after it,
+    so SIGTERM stays one line and exit code 143. A SIGTERM during start-up is Ray's exit 15,
+    turned into the same ``Interrupted``.
+
     Raises:
         UsageError: when the cluster cannot be reached or started.
+        Interrupted: SIGTERM or Ctrl-C while Ray starts.
     """
     if ray.is_initialized():
         log.info("farm: using the Ray instance this process already runs")
         return False
     common = {"log_to_driver": not quiet, "logging_level": logging.WARNING}
+    if quiet or not sys.stderr.isatty():
+        # Ray colours the raylet's messages (a worker died, a task is retried) with ANSI codes
+        # even when they go to a log file; this variable is Ray's own switch for that.
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    # Ray warns on every start that a local instance uses token authentication: nothing the
+    # user has to act on for the instance farm starts and stops itself.
+    token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    token_level = token_log.level
+    if address is None:
+        token_log.setLevel(logging.ERROR)
+    ours = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if address is None:
             import torch
@@ -323,10 +344,65 @@ def _start_ray(ray, address: str | None, workers: int | None, quiet: bool) -> bo
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
         else:
             ray.init(address=address, **common)
+    except SystemExit as exc:  # Ray's SIGTERM handler, installed at the start of ray.init
+        if exc.code == signal.SIGTERM:
+            raise Interrupted("terminated (SIGTERM)", signal_exit_code=143) from None
+        raise
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise UsageError(f"cannot start or reach {where}: {exc}") from exc
+    finally:
+        token_log.setLevel(token_level)
+        for sig, handler in ours.items():
+            if handler is not None:  # None: set outside Python; nothing of ours to put back
+                signal.signal(sig, handler)
     return True
+
+
+def _session_dir(ray) -> str | None:
+    """The local Ray session folder (``/tmp/ray/session_...``), or None when not known."""
+    try:
+        node = ray._private.worker._global_node
+        return node.get_session_dir_path() if node is not None else None
+    except Exception:  # noqa: BLE001 - a private API: without it the folder just stays
+        return None
+
+
+def _remove_session(session: str | None) -> None:
+    """Delete the session folder of a local Ray instance we started and stopped.
+
+    Ray leaves one per run (logs, sockets), and they pile up in /tmp. Only a folder named
+    ``session_*`` is removed, and ``session_latest`` only when it points to it.
+    """
+    if not session or not Path(session).name.startswith("session_"):
+        return
+    shutil.rmtree(session, ignore_errors=True)
+    latest = Path(session).parent / "session_latest"
+    try:
+        if latest.is_symlink() and Path(os.readlink(latest)).name == Path(session).name:
+            latest.unlink()
+    except OSError:
+        pass
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[list[int]]:
+    """Hold SIGTERM and SIGINT back while the block runs (stopping Ray must not be cut
+    short); the signals that arrived are listed in the yielded list.
+
+    On the way out our handlers are set again, also at the C level: ``ray.shutdown`` resets
+    SIGTERM to the default action there, which would kill a later merge without a word.
+    """
+    caught: list[int] = []
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers[sig] = signal.getsignal(sig)
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def _task_gpus(ray, device: str) -> int:
@@ -357,25 +433,6 @@ def _describe_failure(ray, exc: BaseException, retries: int) -> tuple[str, int]:
 
 
 # ----- the farm -----------------------------------------------------------------------------
-
-
-def _model_identity(model: Any) -> dict[str, Any]:
-    """What identifies the model's weights, for the chunk manifest (cheap: no hashing of files)."""
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        digest = hashlib.sha256()
-        for name, tensor in sorted(model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return {"model": "<in-memory generator>", "model_sha256": digest.hexdigest()}
-    from vidcolor.models.weights import read_model_card, resolve_model_path
-
-    card = read_model_card(model)  # ModelError now, before any work, for a missing model
-    weights, _ = resolve_model_path(model)
-    sha = card.get("sha256")
-    if not sha and weights.is_file():
-        st = weights.stat()
-        sha = f"size {st.st_size}, mtime {st.st_mtime_ns}"
-    return {"model": weights.stem, "model_sha256": sha}
 
 
 def _task_model(model: Any) -> Any:
@@ -480,52 +537,63 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
                                 smooth=smooth, codec=codec, crf=crf, device=device, batch_size=str(batch_size),
                                 compile=compile_model, overwrite=overwrite, force=force, deinterlace=deinterlace)
     info = _check_job(whole_film, model, chunk_frames, workers, max_retries)
-    identity = _model_identity(model)
+    identity = model_identity(model)
 
-    # 2. Plan the chunks; finished ones (present under their final name) are skipped.
-    from vidcolor.pipeline.reference import reference_identity
-
+    # 2. Plan the chunks; finished ones (present under their final name, vouched for by the
+    #    folder's manifest or their own stamp) are skipped.
     plan = plan_chunks(info.video.frame_count, chunk_frames)
     layout = ChunkLayout.for_job(source, out, chunk_dir)
+    settings = render_settings(whole_film, identity)
+    stamp = chunk_stamp(source, settings)
     options = {"codec": codec, "crf": crf, "render_size": render_size, "smooth": smooth, "device": device,
                "batch_size": str(batch_size), "compile": compile_model, "style": style, "strength": strength,
-               "references": tuple(references), "force": force, "deinterlace": deinterlace}
-    pixel_settings = {k: v for k, v in options.items() if k not in ("device", "batch_size", "compile", "force")}
-    # References by name, frame and content (as resumed segments record them), not by path.
-    pixel_settings["references"] = [reference_identity(text) for text in references]
-    check_manifest(layout, {"source": Path(source).name, "source_bytes": os.path.getsize(source),
-                            "source_frames": info.video.frame_count, **identity,
-                            **{k: list(v) if isinstance(v, tuple) else v for k, v in pixel_settings.items()}})
-    for stale in layout.partial_files(plan):
-        log.info("farm: removing %s, left by a worker that stopped mid-chunk", stale.name)
-        stale.unlink(missing_ok=True)
-    reused, todo = layout.finished(plan), layout.unfinished(plan)
-    if reused:
-        log.info("farm: %d of %d chunks already finished in %s", len(reused), len(plan), layout.folder)
-    _note_warmup(smooth, chunk_frames)
+               "references": tuple(references), "force": force, "deinterlace": deinterlace, "chunk_stamp": stamp}
+    with folder_lock(layout):
+        # The manifest is written here, before any chunk, and removed only once no chunk is left.
+        check_manifest(layout, {"source": Path(source).name, "source_bytes": os.path.getsize(source),
+                                "source_frames": info.video.frame_count, **settings}, stamp=stamp)
+        for stale in layout.all_partial_files():  # the lock says no other run is writing them
+            log.info("farm: removing %s, left by a worker that stopped mid-chunk", stale.name)
+            stale.unlink(missing_ok=True)
+        strays = layout.strays(plan)
+        if strays:  # same settings, another --chunk-frames: they fit no chunk of this plan
+            log.info("farm: removing %s from %s: made with another --chunk-frames, they fit no chunk of this plan",
+                     _count(len(strays), "chunk"), layout.folder)
+            for stray in strays:
+                stray.unlink(missing_ok=True)
+        reused, todo = layout.finished(plan), layout.unfinished(plan)
+        if reused:
+            log.info("farm: %d of %s already finished in %s", len(reused), _count(len(plan), "chunk"), layout.folder)
+        if todo:
+            _note_warmup(smooth, chunk_frames)
 
-    # 3. Render the others as Ray tasks.
-    results: list[ChunkResult] = []
-    startup = render = 0.0
-    if todo:
-        jobs = [ChunkJob(source=str(Path(source).resolve()), path=str(layout.path(r).resolve()), start=r[0], end=r[1],
-                         options=options, fail=FailHook.for_chunk(r[0])) for r in todo]
-        results, startup, render = _render_on_ray(ray, jobs, model, address, workers, device, max_retries,
-                                                  len(plan), len(reused), layout, out, quiet)
+        # 3. Render the others as Ray tasks.
+        results: list[ChunkResult] = []
+        startup = render = 0.0
+        if todo:
+            jobs = [ChunkJob(source=str(Path(source).resolve()), path=str(layout.path(r).resolve()), start=r[0],
+                             end=r[1], options=options, fail=FailHook.for_chunk(r[0])) for r in todo]
+            results, startup, render = _render_on_ray(ray, jobs, model, address, workers, device, max_retries,
+                                                      len(plan), len(reused), layout, out, quiet)
 
-    # 4. Merge (lossless remux with the source's audio and subtitles), then tidy up.
-    t_merge = time.time()
-    from vidcolor.io.remux import merge_chunks
+        # 4. Merge (lossless remux with the source's audio and subtitles), then tidy up.
+        t_merge = time.time()
+        from vidcolor.io.remux import merge_chunks
 
-    merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=overwrite,
-                          warn=False)  # _check_job warned before Ray started
-    merge_seconds = time.time() - t_merge
-    if not keep_chunks:
-        remove_chunks(layout, plan)
+        merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=overwrite,
+                              warn=False)  # _check_job warned before Ray started
+        merge_seconds = time.time() - t_merge
+        if not keep_chunks:
+            remove_chunks(layout, plan)
     return FarmReport(output=out, frames=merged.frames, chunks=len(plan), rendered=list(todo), reused=list(reused),
                       chunk_dir=str(layout.folder), kept_chunks=keep_chunks, copied_streams=merged.copied_streams,
                       seconds=time.time() - t0, startup_seconds=startup, render_seconds=render,
                       merge_seconds=merge_seconds, workers=workers, results=results)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 chunk``, ``2 chunks``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _note_warmup(smooth: float, chunk_frames: int) -> None:
@@ -533,17 +601,49 @@ def _note_warmup(smooth: float, chunk_frames: int) -> None:
 
     warm = warmup_frames(smooth) if smooth > 0 else 0
     if warm and chunk_frames < 4 * warm:
-        log.info("farm: each chunk also decodes and smooths %d warm-up frames; chunks of %d frames "
-                 "spend a large share of their time on them (use more --chunk-frames)", warm, chunk_frames)
+        log.info("farm: each chunk also decodes and smooths %d warm-up frames; chunks of %s "
+                 "spend a large share of their time on them (use more --chunk-frames)", warm,
+                 _count(chunk_frames, "frame"))
+
+
+def _kept(layout: ChunkLayout, jobs: Sequence[ChunkJob], done: int) -> str:
+    """What a stopped run says about the chunks it leaves (``done``: finished before it began)."""
+    n = done + len(layout.finished([(j.start, j.end) for j in jobs]))
+    if n == 0:
+        return "no chunk was finished yet"
+    return (f"{_count(n, 'finished chunk')} {'is' if n == 1 else 'are'} kept in {layout.folder}; run the same "
+            "command again to render only the missing ones")
+
+
+def _remove_dead_partials(layout: ChunkLayout, plan: Sequence[FrameRange], wait: float = 3.0) -> None:
+    """Remove the partial chunks of workers that are gone (after Ray stopped a local instance,
+    its workers exit within moments); a partial whose process still runs is left for the next run."""
+    deadline = time.time() + wait
+    while True:
+        for path in [p for chunk in layout.paths(plan) for p in stale_partials(chunk)]:
+            path.unlink(missing_ok=True)
+        left = layout.partial_files(plan)
+        if not left or time.time() >= deadline:
+            return
+        time.sleep(0.2)
 
 
 def _render_on_ray(ray, jobs: list[ChunkJob], model: Any, address: str | None, workers: int | None, device: str,
                    max_retries: int, total: int, done: int, layout: ChunkLayout, output: str,
                    quiet: bool) -> tuple[list[ChunkResult], float, float]:
-    """Run the chunk tasks with at most ``workers`` in flight; returns (results, startup s, render s)."""
+    """Run the chunk tasks with at most ``workers`` in flight; returns (results, startup s, render s).
+
+    Ctrl-C or SIGTERM (while Ray starts, too) cancel the running tasks, stop Ray and raise
+    ``Interrupted`` naming the chunks kept; the partial files of the stopped tasks are removed.
+    """
     t0 = time.time()
-    started = _start_ray(ray, address, workers, quiet)
+    plan = [(j.start, j.end) for j in jobs]
+    already = ray.is_initialized()  # a Ray instance the caller runs is left running
+    session = None
+    stopped: Interrupted | None = None
     try:
+        _start_ray(ray, address, workers, quiet)
+        session = _session_dir(ray) if not already and address is None else None
         startup = time.time() - t0
         gpus = _task_gpus(ray, device)
         model_ref = _task_model(model)
@@ -551,36 +651,58 @@ def _render_on_ray(ray, jobs: list[ChunkJob], model: Any, address: str | None, w
             model_ref = ray.put(model_ref)  # shipped once, not once per task
         task = ray.remote(render_chunk).options(num_cpus=1, num_gpus=gpus, max_retries=max_retries,
                                                 retry_exceptions=False)
-        results, failed = _run_tasks(ray, task, jobs, model_ref, workers, max_retries, total, done, output, quiet, layout)
+        results, failed = _run_tasks(ray, task, jobs, model_ref, workers, max_retries, total, done, output, quiet)
         render = time.time() - t0 - startup
+    except KeyboardInterrupt:
+        stopped = Interrupted("interrupted", signal_exit_code=130)
+    except Interrupted as exc:
+        stopped = exc
     finally:
-        if started:
-            ray.shutdown()
+        with _signals_deferred() as caught:
+            if not already and ray.is_initialized():  # also a start-up cut short by a signal
+                ray.shutdown()
+                _remove_session(session)
+            if stopped is not None:
+                _remove_dead_partials(layout, plan)
+        if caught and stopped is None:
+            sig = caught[0]
+            stopped = Interrupted("terminated (SIGTERM)" if sig == signal.SIGTERM else "interrupted",
+                                  signal_exit_code=143 if sig == signal.SIGTERM else 130)
+            _remove_dead_partials(layout, plan)
+    if stopped is not None:
+        what = "terminated (SIGTERM)" if stopped.exit_code == 143 else "interrupted"
+        raise Interrupted(f"{what}; {_kept(layout, jobs, done)}",
+                          signal_exit_code=stopped.exit_code) from None
     if failed:
         codes = {code for _, _, code in failed}
         lines = "; ".join(f"{format_range(r)} ({reason})" for r, reason, _ in failed)
-        finished = total - len(failed)
-        raise FarmError(f"{len(failed)} of {total} chunks failed: {lines}. The {finished} finished chunks are kept "
-                        f"in {layout.folder}; run the same command again to render only the missing ones",
+        kept = _kept(layout, jobs, done)
+        raise FarmError(f"{len(failed)} of {_count(total, 'chunk')} failed: {lines}. {kept[0].upper()}{kept[1:]}",
                         failed=[(r, reason) for r, reason, _ in failed],
                         exit_code=codes.pop() if len(codes) == 1 else 1)
     return results, startup, render
 
 
 def _run_tasks(ray, task, jobs: list[ChunkJob], model_ref: Any, workers: int | None, max_retries: int, total: int,
-               done: int, output: str, quiet: bool, layout: ChunkLayout):
-    """Submit tasks with back-pressure and collect them as they finish; failures do not stop the others."""
+               done: int, output: str, quiet: bool):
+    """Submit tasks with back-pressure and collect them as they finish; failures do not stop the others.
+
+    Ctrl-C or SIGTERM cancel the running tasks (their workers are killed) and propagate.
+    """
     pending = deque(jobs)
     running: dict[Any, ChunkJob] = {}
     results: list[ChunkResult] = []
     failed: list[tuple[FrameRange, str, int]] = []
-    bar = tqdm(total=total, initial=done, unit="chunk", desc=Path(output).name, disable=quiet, dynamic_ncols=True)
+    # disable=None: no bar in a log file or pipe (tqdm's own test), only on a terminal.
+    bar = tqdm(total=total, initial=done, unit="chunk", desc=Path(output).name, disable=True if quiet else None,
+               dynamic_ncols=True)
     try:
         while pending or running:
             while pending and (workers is None or len(running) < workers):
                 job = pending.popleft()
                 running[task.remote(job, model_ref)] = job
-            ready, _ = ray.wait(list(running), num_returns=1)
+            # A short timeout: Python runs its signal handlers (SIGTERM) between waits.
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             for ref in ready:
                 job = running.pop(ref)
                 try:
@@ -591,16 +713,13 @@ def _run_tasks(ray, task, jobs: list[ChunkJob], model_ref: Any, workers: int | N
                     log.warning("farm: chunk %s failed: %s", format_range((job.start, job.end)), reason)
                     bar.set_postfix(failed=len(failed))
                 bar.update(1)
-    except (KeyboardInterrupt, Interrupted) as exc:
+    except (KeyboardInterrupt, Interrupted):
         for ref in running:
             try:
                 ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - already finished or gone: nothing to stop
                 pass
-        code = exc.exit_code if isinstance(exc, Interrupted) else 130
-        finished = len(layout.finished([(j.start, j.end) for j in jobs])) + done
-        raise Interrupted(f"interrupted; {finished} finished chunks are kept in {layout.folder}; run the same "
-                          "command again to render the rest", signal_exit_code=code) from None
+        raise
     finally:
         bar.close()
     return results, failed

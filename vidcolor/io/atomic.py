@@ -211,6 +211,49 @@ def _remove_quietly(path: Path) -> None:
         pass  # cleanup must never hide the original error
 
 
+# link() failures that mean "this file system has no hard links", not "the name is taken".
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES}
+
+
+def _appeared(final: Path) -> OutputError:
+    return OutputError(f"{final} appeared while this run was writing it (another run to the same output?); "
+                       "pass --overwrite to replace it")
+
+
+def _move_into_place(temp: Path, final: Path, overwrite: bool) -> None:
+    """Rename the finished ``temp`` to ``final``, atomically.
+
+    With ``overwrite`` this is ``os.replace``. Without it, a file that appeared under the final
+    name while this run was writing (a second run to the same output) must not be replaced:
+    ``os.link`` creates the name only if it is free, atomically, then the temporary name goes.
+    Where the file system has no hard links, the existence check and ``os.replace`` are used
+    (a narrow race remains there).
+
+    Raises:
+        OutputError: the final name is taken (without ``overwrite``), or the rename fails.
+    """
+    try:
+        if overwrite:
+            os.replace(temp, final)
+            return
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            raise _appeared(final) from None
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            if os.path.lexists(final):
+                raise _appeared(final) from None
+            os.replace(temp, final)
+            return
+        _remove_quietly(temp)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot rename the finished output to {final}: {exc.strerror or exc}") from exc
+
+
 @contextmanager
 def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
                   input_paths: Sequence[str | os.PathLike] = ()) -> Iterator[Path]:
@@ -228,7 +271,8 @@ def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
     Raises:
         OutputError: before yielding, for an output that is an input, exists (without
             ``overwrite``), or lies in a missing or read-only folder; after the block, when
-            nothing was written or the rename fails. An OS error of the block that means the
+            nothing was written, the rename fails, or (without ``overwrite``) a file appeared
+            under the final name meanwhile (it is kept, not replaced). An OS error of the block that means the
             output cannot be written (full disk, quota, read-only, permissions) becomes an
             ``OutputWriteError`` naming the final output.
     """
@@ -242,10 +286,7 @@ def atomic_output(final_path: str | os.PathLike, overwrite: bool = False,
         if not temp.exists():
             raise OutputError(f"nothing was written for {final}")
         _fsync(temp)
-        try:
-            os.replace(temp, final)
-        except OSError as exc:
-            raise OutputError(f"cannot rename the finished output to {final}: {exc.strerror or exc}") from exc
+        _move_into_place(temp, final, overwrite)
     except BaseException as exc:
         _remove_quietly(temp)
         if isinstance(exc, VidcolorError) and len(exc.args) == 1 and str(temp) in str(exc.args[0]):

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Mapping
 
 import av
 import numpy as np
@@ -424,7 +425,8 @@ class OutputWriter:
 
     def __init__(self, path, source: MediaInfo, codec: str = "x264", crf: int | None = None,
                  copy_streams: bool = True, video_only: bool = False,
-                 frame_range: tuple[int, int] | None = None, deinterlaced: bool = False):
+                 frame_range: tuple[int, int] | None = None, deinterlaced: bool = False,
+                 tags: Mapping[str, str] | None = None):
         """Open ``path`` and set up the video encoder and the stream copies.
 
         Args:
@@ -438,6 +440,7 @@ class OutputWriter:
                 that range's time span are written.
             deinterlaced: the frames written are deinterlaced, so the output is not flagged
                 with the source's field order.
+            tags: container tags to write (a chunk's stamp, ``vidcolor.io.stamp``).
 
         Raises:
             UsageError: unknown codec. InputError: source without video. OutputError: the
@@ -464,6 +467,7 @@ class OutputWriter:
         self.frames_written = 0
         self._container = open_output(path, self._time_base)
         try:
+            self._container.metadata.update(dict(tags or {}))
             self._stream = add_video_stream(self._container, video, codec, crf, self.format)
             if copy_streams and not video_only:
                 self._copier = PacketCopier(source.path, self._container, _range_span(source, frame_range),

@@ -21,6 +21,7 @@ from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.probe import codec_name, ffmpeg_path, open_input, pick_video_stream, probe, scan_timestamps
+from vidcolor.io.stamp import parse_stamp, source_fingerprint, stamp_of
 from vidcolor.io.stream_aspect import set_container_sample_aspect_ratio
 
 log = logging.getLogger("vidcolor")
@@ -476,6 +477,7 @@ class _Chunk:
     pix_fmt: str
     extradata: bytes
     reorder_depth: int = 0  # how many frames decode order runs ahead of presentation
+    stamp: str | None = None  # which source and settings made it (vidcolor.io.stamp)
 
     @property
     def times(self) -> list[Fraction]:
@@ -552,7 +554,7 @@ def _read_chunk(path: str) -> _Chunk:
         chunk = _Chunk(path=str(path), pts=sorted(decode_order), time_base=Fraction(stream.time_base),
                        codec=ctx.codec.canonical_name, width=ctx.width, height=ctx.height,
                        pix_fmt=ctx.format.name if ctx.format else "?", extradata=bytes(ctx.extradata or b""),
-                       reorder_depth=reorder_depth(decode_order))
+                       reorder_depth=reorder_depth(decode_order), stamp=stamp_of(dict(container.metadata)))
     if not chunk.pts:
         raise UsageError(f"chunk {path} holds no frames; re-render it")
     return chunk
@@ -572,6 +574,71 @@ def _check_same_encoding(chunks: list[_Chunk]) -> None:
                 detail = "differ" if attr == "extradata" else f"{found} instead of {expected}"
                 raise UsageError(f"chunk {chunk.path} does not match {first.path}: {label} {detail}; "
                                  "re-render it with the same options")
+
+
+def _check_same_stamp(chunks: list[_Chunk], source: str | None) -> None:
+    """Refuse chunks rendered from different sources or with different settings, as their
+    stamps record (``vidcolor.io.stamp``), and, with ``source``, chunks of another file.
+
+    Chunks from before stamps existed carry none; they merge as before, but not among
+    stamped ones (nothing would tell whether they match).
+    """
+    stamped = [c for c in chunks if c.stamp]
+    if not stamped:
+        return
+    first = stamped[0]
+    for chunk in chunks:
+        if not chunk.stamp:
+            raise UsageError(f"chunk {chunk.path} carries no record of its source and settings, unlike {first.path}; "
+                             "re-render it with this vidcolor and the same options")
+        (src_a, set_a), (src_b, set_b) = parse_stamp(first.stamp), parse_stamp(chunk.stamp)
+        if src_a != src_b:
+            raise UsageError(f"chunk {chunk.path} was rendered from another source than {first.path}; "
+                             "re-render it from the same film")
+        if set_a != set_b:
+            raise UsageError(f"chunk {chunk.path} was rendered with other settings than {first.path} (model, codec, "
+                             "--crf, --render-size, --smooth, --style, --reference...); re-render it with the same options")
+    if source is not None and parse_stamp(first.stamp)[0] != source_fingerprint(source):
+        raise UsageError(f"the chunks were rendered from another file than {source} (chunk {first.path}); "
+                         "give --audio-from the film they were rendered from")
+
+
+def _check_no_gap(chunks: list[_Chunk]) -> None:
+    """Without the source, a hole between consecutive chunks still shows in their timestamps:
+    the step from one chunk's last frame to the next one's first is far longer than any frame
+    step on either side (a missing 200-frame chunk is an 8 s jump at 25 fps)."""
+    steps = [b - a for c in chunks for a, b in zip(c.times, c.times[1:])]
+    if not steps:
+        return  # one-frame chunks only: nothing to compare a boundary with
+    typical = sorted(steps)[len(steps) // 2]
+    for before, after in zip(chunks, chunks[1:]):
+        near = [b - a for c in (before, after) for a, b in zip(c.times, c.times[1:])]
+        longest = max(near) if near else typical
+        jump = after.times[0] - before.times[-1]
+        if jump > longest * Fraction(3, 2) and jump > typical * Fraction(3, 2):
+            missing = round(jump / typical) - 1
+            raise UsageError(f"chunks leave a gap: nothing between {before.path} (ends at {float(before.times[-1]):.3f} s)"
+                             f" and {after.path} (starts at {float(after.times[0]):.3f} s), about {missing} frame"
+                             f"{'' if missing == 1 else 's'}; add the missing chunk, give --audio-from SOURCE to check "
+                             "against the film, or pass --allow-gaps if the film really has that pause")
+
+
+def _codec_for_check(chunk: _Chunk) -> str | None:
+    """Our codec name for a chunk's stream, for the container check (None: not one we write)."""
+    return {"h264": "x264", "hevc": "x265", "prores": "prores", "ffv1": "ffv1"}.get(chunk.codec)
+
+
+def _check_container(chunks: list[_Chunk], output: str, audio_from: str) -> bool:
+    """Refuse, before writing, an output container that cannot hold the source's streams next to
+    the chunks' video: the check ``farm`` and ``colorize`` make (``check_output_supported``).
+    Returns whether it ran (it also logs what the output leaves out)."""
+    from vidcolor.io.encode import check_output_supported
+
+    codec = _codec_for_check(chunks[0])
+    if codec is None:
+        return False
+    check_output_supported(output, probe(audio_from, verdict=False), codec, copy_streams=True)
+    return True
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -700,10 +767,12 @@ def _merged_dts(chunks: list[_Chunk]) -> Iterator[int]:
     yield from decode_timestamps(pts, max(c.reorder_depth for c in chunks))
 
 
-def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None, output_name: str | None = None
-                  ) -> tuple[int, int]:
+def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None, output_name: str | None = None,
+                  final: str | None = None) -> tuple[int, int]:
     """Remux chunks (and the source's other streams, chapters and tags) into ``temp``;
-    returns (frames, copied streams). With ``output_name``, warns what of the source it leaves out."""
+    returns (frames, copied streams). With ``output_name``, warns what of the source it leaves out;
+    errors name ``final`` (the output the user asked for), never the temporary file."""
+    final = final or output_name or str(temp)
     output = open_output(temp, chunks[0].time_base)
     copier = None
     try:
@@ -733,8 +802,12 @@ def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None, outp
             copier.feed_until(None)
         output.close()
         return frames, (copier.stream_count if copier else 0)
-    except av.error.FFmpegError as exc:
-        raise OutputError(f"cannot write merged output {temp.name}: {exc}") from exc
+    except (av.error.FFmpegError, OSError) as exc:
+        if getattr(exc, "errno", None) in WRITE_FAILURE_ADVICE:
+            raise write_failure(final, exc) from exc  # "cannot write OUT: the disk is full; ..."
+        raise OutputError(f"cannot write merged output {final}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except ValueError as exc:  # a stream the container refuses (normally caught up front)
+        raise UsageError(f"cannot write {final}: {exc}") from exc
     finally:
         if copier is not None:
             copier.close()
@@ -745,12 +818,14 @@ def _write_merged(chunks: list[_Chunk], temp: Path, audio_from: str | None, outp
 
 
 def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = None,
-                 overwrite: bool = False, warn: bool = True) -> MergeReport:
+                 overwrite: bool = False, warn: bool = True, allow_gaps: bool = False) -> MergeReport:
     """Remux video-only chunks (and another file's audio/subtitles/data) into one file.
 
     Chunks are ordered by their first timestamp and must share codec, size, pixel format,
-    time base and encoder parameters. With ``audio_from`` (the source), every source frame
-    must be in exactly one chunk; without it, chunks must at least not overlap.
+    time base, encoder parameters and stamp (source and settings, ``vidcolor.io.stamp``).
+    With ``audio_from`` (the source), every source frame must be in exactly one chunk and the
+    stamps must name that file; without it, chunks must not overlap, and a jump between two
+    chunks far longer than their frame steps is refused as a gap unless ``allow_gaps``.
 
     Args:
         chunks: chunk files written by ``OutputWriter(video_only=True, frame_range=...)``.
@@ -758,8 +833,10 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         audio_from: the source whose audio, subtitle and data streams are copied, with its
             chapters, attachments, cover art and tags (``PacketCopier``).
         overwrite: replace an existing output.
-        warn: log one line naming what of ``audio_from`` the output leaves out (False when
-            the caller already did, with ``check_output_supported`` before rendering).
+        warn: check that the output container holds ``audio_from``'s streams and log one line
+            naming what it leaves out (False when the caller already did, with
+            ``check_output_supported`` before rendering).
+        allow_gaps: without ``audio_from``, accept a hole between chunks.
 
     Returns:
         A MergeReport (frames, chunks, copied_streams).
@@ -773,12 +850,17 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         raise UsageError("merge needs at least one chunk")
     described = sorted((_read_chunk(str(c)) for c in chunks), key=lambda c: c.times[0])
     _check_same_encoding(described)
+    _check_same_stamp(described, audio_from)
     lost = 0
     if audio_from is not None:
         lost = _check_coverage(described, audio_from)
     else:
         _check_no_overlap(described)
+        if not allow_gaps:
+            _check_no_gap(described)
+    checked = warn and audio_from is not None and _check_container(described, output, audio_from)
     inputs = [c.path for c in described] + ([audio_from] if audio_from else [])
     with atomic_output(output, overwrite=overwrite, input_paths=inputs) as temp:
-        frames, copied = _write_merged(described, temp, audio_from, output if warn else None)
+        frames, copied = _write_merged(described, temp, audio_from, output if warn and not checked else None,
+                                       final=output)
     return MergeReport(frames=frames, chunks=len(described), copied_streams=copied, lost=lost)

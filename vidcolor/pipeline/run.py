@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -40,6 +40,7 @@ from vidcolor.io.decode import DecodeStats, Frame, Still, iter_frames, read_stil
 from vidcolor.io.encode import (AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported,
                                 depth_loss, resolve_codec, shift_bits)
 from vidcolor.io.probe import MediaInfo, media_kind, probe
+from vidcolor.io.stamp import STAMP_TAG
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, model_style_names
@@ -496,6 +497,16 @@ def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: Referenc
     stages.put(out, _END)
 
 
+def _chunk_stamp(cfg: ColorizeConfig, codec: str, model: Generator | None) -> str:
+    """The stamp of a chunk: the one farm handed down, else computed from the options."""
+    if cfg.chunk_stamp:
+        return cfg.chunk_stamp
+    from vidcolor.farm.chunks import chunk_stamp, model_identity, render_settings
+
+    identity = model_identity(model if model is not None else cfg.model)
+    return chunk_stamp(cfg.input, render_settings(replace(cfg, codec=codec), identity))
+
+
 def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaInfo | None = None) -> RunReport:
     """Colorize a video file (see module docstring).
 
@@ -516,6 +527,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     codec = resolve_codec(cfg.codec, info.video, device.type == "cuda", portable=plan.chunk)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])
     check_output_supported(cfg.output, info, codec, copy_streams=not plan.chunk)
+    # A chunk records which source and settings made it, so farm and merge never mix chunks.
+    stamp = _chunk_stamp(cfg, codec, model) if plan.chunk else None
     if model is None:
         model, _ = load_generator(cfg.model, device)
     weights = style_code(model.style_names, cfg.style, cfg.strength)
@@ -534,11 +547,12 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
         if codec != cfg.codec and codec in HARDWARE_CODECS:
             log.info("encoding with %s, NVIDIA's hardware encoder (--codec x264 for the software one)", codec)
         with OutputWriter(tmp, info, codec, cfg.crf, video_only=plan.chunk, frame_range=frame_range,
-                          deinterlaced=cfg.deinterlace) as writer:
+                          deinterlaced=cfg.deinterlace, tags={STAMP_TAG: stamp} if stamp else None) as writer:
             fmt = writer.format
             stages = Stages()
             decoded, generated, smoothed = (queue.Queue(QUEUE_FRAMES) for _ in range(3))
-            bar = tqdm(total=plan.end - plan.start + 1, unit="frame", disable=cfg.quiet, desc=Path(cfg.output).name, dynamic_ncols=True)
+            # disable=None: no bar in a log file or pipe (tqdm's own test), only on a terminal.
+            bar = tqdm(total=plan.end - plan.start + 1, unit="frame", disable=True if cfg.quiet else None, desc=Path(cfg.output).name, dynamic_ncols=True)
             try:
                 stages.spawn("decode", _decode_stage, stages, cfg, plan, stats, decoded)
                 stages.spawn("generate", _generate_stage, stages, plan, generator, hints, decoded, generated)

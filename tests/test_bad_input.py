@@ -741,7 +741,10 @@ def test_disk_full_outside_an_output_is_still_exit_4(monkeypatch, tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "0001-base"))
 
     monkeypatch.setattr(trainer, "start_run", full)
-    result = invoke(["train", "--runs", tmp_path / "runs", "--data", tmp_path])
+    photos = tmp_path / "photos"  # data that passes the checks made before a run starts
+    photos.mkdir()
+    cv2.imwrite(str(photos / "p.png"), np.full((64, 64, 3), (40, 120, 200), np.uint8))
+    result = invoke(["train", "--runs", tmp_path / "runs", "--data", photos])
     line = error_line(result, 4, "the disk is full")
     assert str(tmp_path / "runs" / "0001-base") in line
 

@@ -231,12 +231,14 @@ def value_for(key: str):
     """A strategy for values ``key`` accepts."""
     if key in BOOL_KEYS:
         return st.booleans()
-    if key == "crop":
-        return st.integers(2, 2**40).map(lambda n: 16 * n)
+    if key == "crop":  # up to tiny.toml's max_photo_side (a crop may not exceed it)
+        return st.integers(2, 8).map(lambda n: 16 * n)
     if key == "loss.vgg_size":
-        return st.one_of(st.just(0), st.integers(32, BIG))
-    if key == "max_photo_side":
-        return st.integers(32, BIG)
+        return st.one_of(st.just(0), st.integers(32, 1024))
+    if key == "max_photo_side":  # at least any crop drawn above
+        return st.integers(128, 4096)
+    if key == "max_video_frames":
+        return st.integers(1, 10000)
     if key in INT_KEYS:
         return st.integers(0 if key in ZERO_OK_INTS else 1, BIG)
     if key in SHARES:
@@ -299,7 +301,9 @@ def test_property_any_number_loads_or_is_refused_naming_its_key(key, value):
                                         ("seed", -1), ("max_photo_side", 0), ("ema_decay", 5.0),
                                         ("video_fraction", 2.0), ("hint_probability", -1.0), ("loss.vgg_size", 8),
                                         ("model.levels", 0), ("loss.adversarial", "wasserstein"),
-                                        ("loss.vgg_layers", [])])
+                                        ("loss.vgg_layers", []), ("crop", 4096), ("crop", 256), ("loss.vgg_size", 4096),
+                                        ("max_photo_side", 100_000), ("max_video_frames", 10**6),
+                                        ("name", "../../escape"), ("name", ""), ("name", "a/b")])
 def test_values_training_cannot_use_are_refused(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}' must be"):
         load(TINY, {key: value})

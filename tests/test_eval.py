@@ -278,8 +278,8 @@ def test_max_images_takes_the_first_photos_of_each_folder(data):
 def test_table_shows_every_dataset_and_method(report):
     table = ev.format_table(report)
     table.encode("ascii")
-    for title in ("setA: 2 photos", "setB: 1 photos", "all photos: 3 photos in 2 folders",
-                  f"clip: clip, {CLIP_FRAMES} frames, 64x48", f"all clips: 1 clips, {CLIP_FRAMES} frames"):
+    for title in ("setA: 2 photos", "setB: 1 photo", "all photos: 3 photos in 2 folders",
+                  f"clip: clip, {CLIP_FRAMES} frames, 64x48", f"all clips: 1 clip, {CLIP_FRAMES} frames"):
         assert title in table
     lines = table.splitlines()
     assert sum(line.split()[:1] == ["per-frame"] for line in lines) == 2
@@ -410,3 +410,31 @@ def test_a_reference_past_max_frames_is_refused(data):
     """No clip could use it; scoring without it would read as a result with references."""
     with pytest.raises(UsageError, match=r"--reference-frame 100 is past --max-frames 5 \(frames 0 to 4 are scored\)"):
         ev.evaluate(data["model"], [data["clip"].path], max_frames=5, references=[0, 100], progress=False)
+
+
+def test_grey_clips_are_marked_and_left_out_of_all_clips(data, tmp_path):
+    grey = make_clip(tmp_path / "grey.mkv", width=64, height=48, frames=4, lossless=True, content="grey",
+                     pix_fmt="gray").path  # a black-and-white reel: no colour truth at all
+    report = ev.evaluate(data["model"], [grey, data["clip"].path], render_size=RENDER, device="cpu", progress=False,
+                         max_frames=4)
+    grey_entry, clip, all_clips = dataset(report, "grey"), dataset(report, "clip"), dataset(report, ev.ALL_CLIPS)
+    assert grey_entry["grey_truth"] and "grey_truth" not in clip
+    for row in grey_entry["methods"].values():  # no colour truth: nothing to compare colours with
+        assert all(row[m] is None for m in ev.COLOUR_METRICS)
+        assert row["warp_error"] is not None  # steadiness still measured
+    assert all_clips["members"] == ["clip"] and all_clips["left_out"] == ["grey"] and all_clips["count"] == 4
+    for method, row in clip["methods"].items():  # the colour clip alone makes the averages
+        for metric in ("psnr", "colourfulness_ratio", "warp_error"):
+            assert all_clips["methods"][method][metric] == (None if row[metric] is None else pytest.approx(row[metric]))
+    table = ev.format_table(report)
+    assert "inf" not in table and "154" not in table and f"{ev.ALL_CLIPS}: 1 clip, 4 frames; left out, grey ground truth: grey" in table
+    alone = ev.evaluate(data["model"], [grey], render_size=RENDER, device="cpu", progress=False, max_frames=4)
+    assert dataset(alone, ev.ALL_CLIPS)["members"] == [] and "inf" not in ev.format_table(alone)
+    json.dumps(ev.json_safe(alone), allow_nan=False)
+
+
+def test_one_frame_shows_dashes_and_says_why(data):
+    report = ev.evaluate(data["model"], [data["clip"].path], render_size=RENDER, device="cpu", progress=False,
+                         max_frames=1)
+    table = ev.format_table(report)
+    assert "nan" not in table and "need 2 frames or more" in table and "1 frame," in table

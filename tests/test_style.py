@@ -255,3 +255,11 @@ def test_smoothing_a_steady_style_leaves_no_ghost_of_moving_edges(tmp_path):
         assert np.abs(y0.astype(int) - y1.astype(int)).max() <= 1
         assert np.abs(cb0.astype(int) - cb1.astype(int)).max() <= 1 and np.abs(cr0.astype(int) - cr1.astype(int)).max() <= 1
         assert np.abs(y_in.astype(int) - y0.astype(int)).max() > 10  # the style did change the picture
+
+
+def test_styles_image_without_sheet_is_refused(tmp_path, model_path):
+    img = tmp_path / "photo.png"
+    cv2.imwrite(str(img), np.full((32, 32), 128, np.uint8))
+    result = CliRunner().invoke(main, ["styles", "--model", model_path, "--image", str(img)])
+    assert result.exit_code == 2 and "give --sheet" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""

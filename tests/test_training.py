@@ -5,6 +5,7 @@ checkpoint kept. Everything runs the tiny configs on data synthesized in tmp_pat
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -598,3 +599,247 @@ def test_until_past_the_total_trains_a_finished_run_on(tmp_path):
     more = CliRunner().invoke(main, ["train", "--resume", str(run_dir), "--until", "6", "--quiet"])
     assert more.exit_code == 0 and "step 6" in more.output, more.output
     assert load_checkpoint(run_dir)["step"] == 6
+
+
+# ----- the train command's checks (trial report) -------------------------------------------------
+
+
+def _train(tmp_path: Path, *args: str, runs: Path | None = None):
+    """Run ``vidcolor train`` on tiny.toml with the given extra arguments."""
+    runs = runs or tmp_path / "runs"
+    return CliRunner().invoke(main, ["train", "--config", str(TINY), "--runs", str(runs), "--quiet", *args])
+
+
+def _run_folders(runs: Path) -> list[str]:
+    return sorted(p.name for p in runs.iterdir()) if runs.is_dir() else []
+
+
+def test_export_refuses_an_existing_model_before_training_unless_overwrite(tmp_path):
+    photos = photo_folder(tmp_path)
+    (tmp_path / "exp").mkdir()
+    first = _train(tmp_path, "--data", str(photos), "--export", str(tmp_path / "exp" / "m"))
+    assert first.exit_code == 0, first.output
+    assert f"exported {tmp_path / 'exp' / 'm.safetensors'}" in first.stdout
+    before = (tmp_path / "exp" / "m.safetensors").read_bytes()
+    again = _train(tmp_path, "--data", str(photos), "--set", "steps_colorize=2", "--export", str(tmp_path / "exp" / "m"))
+    assert again.exit_code == 4 and "exists; pass --overwrite" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert _run_folders(tmp_path / "runs") == ["0001-tiny"]  # refused before a run started
+    assert (tmp_path / "exp" / "m.safetensors").read_bytes() == before
+    replaced = _train(tmp_path, "--data", str(photos), "--set", "steps_colorize=2", "--overwrite",
+                      "--export", str(tmp_path / "exp" / "m.json"))
+    assert replaced.exit_code == 0, replaced.output
+    assert (tmp_path / "exp" / "m.safetensors").read_bytes() != before
+
+
+def test_export_keeps_dots_in_the_name_and_refuses_a_missing_folder(tmp_path):
+    from vidcolor.models.weights import load_generator
+
+    photos = photo_folder(tmp_path)
+    ok = _train(tmp_path, "--data", str(photos), "--set", "steps_colorize=1", "--export", str(tmp_path / "colour.v2"))
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "colour.v2.safetensors").is_file() and (tmp_path / "colour.v2.json").is_file()
+    assert not (tmp_path / "colour.safetensors").exists()
+    load_generator(tmp_path / "colour.v2")
+    missing = _train(tmp_path, "--data", str(photos), "--export", str(tmp_path / "nowhere" / "m"))
+    assert missing.exit_code == 4 and "does not exist" in missing.stderr
+    assert not (tmp_path / "nowhere").exists() and _run_folders(tmp_path / "runs") == ["0001-tiny"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (a folder nobody can write into)")
+def test_export_into_a_folder_that_cannot_be_written_fails_before_training(tmp_path):
+    photos = photo_folder(tmp_path)
+    result = _train(tmp_path, "--data", str(photos), "--export", "/proc/vidcolor_model")
+    assert result.exit_code == 4 and result.stderr.startswith("vidcolor: error: cannot write /proc/vidcolor_model")
+    assert "internal error" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_models_are_written_with_the_usual_file_mode(tmp_path):
+    from vidcolor.models.generator import build_generator
+    from vidcolor.models.weights import save_generator
+
+    weights, card = save_generator(build_generator(load(TINY).model), tmp_path / "m")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert weights.stat().st_mode & 0o777 == card.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary files left
+
+
+def _styled_base(tmp_path: Path, names=("natural", "alpha", "beta"), **model) -> Path:
+    """A tiny model carrying styles, saved as tmp_path/base.{safetensors,json}."""
+    from dataclasses import replace
+
+    from vidcolor.models.generator import build_generator
+    from vidcolor.models.weights import save_generator
+
+    torch.manual_seed(5)
+    base = build_generator(replace(load(TINY).model, style_names=tuple(names), **model))
+    save_generator(base, tmp_path / "base")
+    return tmp_path / "base.json"
+
+
+def _painting(path: Path, seed: int = 9) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), region_photo(seed, size=64)[..., ::-1])
+    return path
+
+
+def test_adding_a_style_keeps_the_init_models_styles_by_name(tmp_path):
+    from vidcolor.models.weights import load_generator
+    from vidcolor.pipeline.style import style_code
+
+    base_json = _styled_base(tmp_path)
+    base, _ = load_generator(base_json)
+    theirs = base.state_dict()["style_embedding.weight"]
+    gamma = _painting(tmp_path / "paint" / "gamma.png")
+    cfg = load(TINY, {"init_from": str(base_json), "style_images": [str(gamma)], "steps_colorize": 0, "steps_style": 2})
+    trainer = Trainer(cfg, tmp_path / "api")
+    assert trainer.config.model.style_names == ("natural", "alpha", "beta", "gamma")
+    table = trainer.generator.state_dict()["style_embedding.weight"]
+    for row in (0, 1, 2):  # kept styles keep their codes; the new one starts from natural colour's
+        assert torch.equal(table[row], theirs[row])
+    assert torch.equal(table[3], theirs[0])
+    assert trainer.kept_styles == ("alpha", "beta")
+
+    photos = photo_folder(tmp_path)
+    result = _train(tmp_path, "--data", str(photos), "--style-image", str(gamma), "--set", f"init_from='{base_json}'",
+                    "--set", "steps_colorize=0", "--set", "steps_style=2")
+    assert result.exit_code == 0, result.output
+    assert "styles kept: alpha, beta; new (from natural colour): gamma" in result.stderr
+    run_dir = tmp_path / "runs" / "0001-tiny"
+    model, meta = load_generator(run_dir)  # a run folder names its model
+    assert model.style_names == ("natural", "alpha", "beta", "gamma")
+    assert meta["provenance"]["kept_styles"] == ["alpha", "beta"]
+    for name in model.style_names:
+        style_code(model.style_names, name, 1.0)  # every style can be selected
+    listed = CliRunner().invoke(main, ["styles", "--model", str(run_dir)])
+    assert listed.exit_code == 0 and [line.split()[1] for line in listed.stdout.splitlines()] == list(model.style_names)
+    # Kept styles are trained towards their own look: their Gram targets are set and saved.
+    grams = load_checkpoint(run_dir)["style_grams"]
+    assert all(float(g[1].abs().sum()) > 0 and float(g[2].abs().sum()) > 0 for g in grams.values())
+
+
+def test_a_painting_named_like_a_kept_style_trains_that_style(tmp_path):
+    base_json = _styled_base(tmp_path)
+    alpha = _painting(tmp_path / "alpha.png")
+    cfg = load(TINY, {"init_from": str(base_json), "style_images": [str(alpha)], "steps_colorize": 0, "steps_style": 2})
+    trainer = Trainer(cfg, tmp_path / "api")
+    assert trainer.config.model.style_names == ("natural", "alpha", "beta") and trainer.kept_styles == ("beta",)
+
+
+@pytest.mark.parametrize("files, message", [
+    (["natural.png"], "cannot be named 'natural'"),
+    (["a/udnie.png", "b/udnie.png"], "would both be the style 'udnie'"),
+    (["twice.png", "twice.png"], "is given twice"),
+])
+def test_reserved_or_repeated_style_names_are_refused_before_training(tmp_path, files, message):
+    photos = photo_folder(tmp_path)
+    args = []
+    for seed, name in enumerate(files):
+        args += ["--style-image", str(_painting(tmp_path / "paint" / name, seed))]
+    result = _train(tmp_path, "--data", str(photos), *args, "--set", "steps_colorize=0", "--set", "steps_style=1")
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_a_missing_style_image_is_one_line_and_leaves_no_run(tmp_path):
+    photos = photo_folder(tmp_path)
+    result = _train(tmp_path, "--data", str(photos), "--style-image", str(tmp_path / "nope.jpg"))
+    assert result.exit_code == 3 and "style image not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_init_from_another_architecture_is_refused(tmp_path):
+    photos = photo_folder(tmp_path)
+    other = _styled_base(tmp_path, base_channels=16)
+    result = _train(tmp_path, "--data", str(photos), "--set", f"init_from='{other}'")
+    assert result.exit_code == 2 and "another architecture" in result.stderr and "base_channels 16" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refuses_other_data_config_or_paintings_and_the_run_records_its_data(tmp_path, monkeypatch):
+    photos = photo_folder(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    cv2.imwrite(str(other / "x.png"), region_photo(7, size=64)[..., ::-1])
+    first = _train(tmp_path, "--data", str(photos), "--until", "2")
+    assert first.exit_code == 0, first.output
+    run_dir = tmp_path / "runs" / "0001-tiny"
+    assert load(run_dir / "config.toml").data == (str(photos),)  # config.toml says what it trains on
+    before = load_checkpoint(run_dir)["step"]
+    resume = ["train", "--resume", str(run_dir), "--quiet"]
+    for extra, message in ((["--data", str(other)], "trains on the run's own data"),
+                           (["--config", str(REPO / "configs" / "train" / "base.toml")], "differs from the run's own config"),
+                           (["--style-image", str(_painting(tmp_path / "s.png"))], "keeps the run's paintings")):
+        refused = CliRunner().invoke(main, resume + extra)
+        assert refused.exit_code == 2 and message in refused.stderr, (extra, refused.output)
+        assert load_checkpoint(run_dir)["step"] == before
+    monkeypatch.chdir(tmp_path)  # the same data and config given again (a copied command line) are fine
+    same = CliRunner().invoke(main, resume + ["--data", "photos", "--config", str(TINY), "--until", "3"])
+    assert same.exit_code == 0, same.output
+    assert load_checkpoint(run_dir)["data"] == [str(photos)]
+    json_data = __import__("json").loads((run_dir / "model.json").read_text())["provenance"]["data"]
+    assert json_data == [str(photos)]
+
+
+def test_until_that_is_not_ahead_is_refused(tmp_path):
+    photos = photo_folder(tmp_path)
+    zero = _train(tmp_path, "--data", str(photos), "--until", "0")
+    assert zero.exit_code == 2 and "--until must be a positive step" in zero.stderr and not (tmp_path / "runs").exists()
+    done = _train(tmp_path, "--data", str(photos))
+    assert done.exit_code == 0, done.output
+    behind = CliRunner().invoke(main, ["train", "--resume", str(tmp_path / "runs" / "0001-tiny"), "--until", "3", "--quiet"])
+    assert behind.exit_code == 2 and "is not after the run's step 4" in behind.stderr
+
+
+@pytest.mark.parametrize("extra, code", [(["--set", "device=tpu"], 2), (["--set", "loss.vgg_weights='/nonexist.pth'"], None),
+                                         (["--set", "name='../../escape'"], 2)])
+def test_failed_starts_leave_no_run_folder(tmp_path, extra, code):
+    photos = photo_folder(tmp_path)
+    result = _train(tmp_path, "--data", str(photos), *extra)
+    assert result.exit_code != 0 and (code is None or result.exit_code == code), result.output
+    assert "Traceback" not in result.output and _run_folders(tmp_path / "runs") == []
+    assert not (tmp_path / "escape").exists()
+
+
+def test_interrupt_says_which_checkpoint_was_kept_and_how_to_resume(tmp_path, monkeypatch):
+    import vidcolor.training.trainer as trainer_module
+
+    real_step = trainer_module.Trainer.train_step
+    stop_at = {"step": 3}
+
+    def interrupted(self, batch):
+        if self.step >= stop_at["step"]:
+            raise KeyboardInterrupt
+        return real_step(self, batch)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", interrupted)
+    photos = photo_folder(tmp_path)
+    result = _train(tmp_path, "--data", str(photos))
+    run_dir = tmp_path / "runs" / "0001-tiny"
+    assert result.exit_code == 130
+    assert "at step 3; the checkpoint of step 2 is kept" in result.stderr
+    assert f"vidcolor train --resume {run_dir}" in result.stderr
+    assert "stopped at step 3" in (run_dir / "log.txt").read_text()  # the error is in the run's log
+    stop_at["step"] = 1  # before any checkpoint: nothing to resume, so no run folder is left
+    early = _train(tmp_path, "--data", str(photos))
+    assert early.exit_code == 130 and "no checkpoint yet" in early.stderr
+    assert _run_folders(tmp_path / "runs") == ["0001-tiny"]
+
+
+def test_grey_data_and_unreadable_photos_are_named_in_one_warning(tmp_path):
+    photos = tmp_path / "grey"
+    photos.mkdir()
+    for i in range(3):
+        grey = cv2.cvtColor(region_photo(i, size=64), cv2.COLOR_RGB2GRAY)
+        cv2.imwrite(str(photos / f"g{i}.png"), grey)
+    ok, buf = cv2.imencode(".jpg", region_photo(4, size=64)[..., ::-1])
+    (photos / "cut.jpg").write_bytes(buf.tobytes()[: len(buf) // 2])  # a truncated JPEG
+    (photos / "junk.jpg").write_bytes(b"\x00" * 500)
+    result = _train(tmp_path, "--data", str(photos), "--set", "steps_colorize=1")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if "skipped" in line or "are grey" in line]
+    assert len(warnings) == 2, result.stderr
+    assert "cut.jpg" in warnings[0] and "junk.jpg" in warnings[0]
+    assert "3 of 3 photos and 0 of 0 clips are grey" in warnings[1]
+    assert "data: 3 photos" in (tmp_path / "runs" / "0001-tiny" / "log.txt").read_text()

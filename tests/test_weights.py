@@ -256,3 +256,16 @@ def test_cli_colorize_with_a_good_model_file(tmp_path, grey_image, saved):
     assert result.exit_code == 0, result.output
     img = cv2.imread(str(out))
     assert img.shape == (30, 40, 3)
+
+
+def test_a_run_folder_and_a_name_with_dots_resolve_to_their_model(tmp_path):
+    run = tmp_path / "runs" / "0003-tiny"
+    run.mkdir(parents=True)
+    g = trained_looking()
+    save_generator(g, run / "model")
+    assert resolve_model_path(run) == (run / "model.safetensors", run / "model.json")
+    load_generator(run)
+    save_generator(g, tmp_path / "colour.v2")  # the dot is part of the name, not an extension
+    assert resolve_model_path(tmp_path / "colour.v2") == (tmp_path / "colour.v2.safetensors", tmp_path / "colour.v2.json")
+    assert (tmp_path / "colour.v2.safetensors").is_file() and not (tmp_path / "colour.safetensors").exists()
+    load_generator(tmp_path / "colour.v2.json")

@@ -65,40 +65,58 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(), help="Training config (TOML).")
 @click.option("--data", "data", multiple=True, type=click.Path(), help="Photo folder or colour clip (repeatable).")
-@click.option("--resume", "resume", type=click.Path(), help="Run folder to continue from its checkpoint.")
-@click.option("--style-image", "style_images", multiple=True, type=click.Path(), help="Painting to learn as a style (repeatable).")
+@click.option("--resume", "resume", type=click.Path(), help="Run folder to continue from its checkpoint (its own config and data).")
+@click.option("--style-image", "style_images", multiple=True, type=click.Path(), help="Painting to learn as a style, named after the file (repeatable).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set steps_colorize=100.")
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(), help="Folder for numbered run folders.")
 @click.option("--until", "until", type=int, help="Stop at this step and export; past the config's total, a finished run trains on.")
-@click.option("--export", "export", type=click.Path(), help="Also save the final model as EXPORT.safetensors/.json (float16 weights, for shipping).")
+@click.option("--export", "export", type=click.Path(), callback=non_empty_path,
+              help="Also save the final model as EXPORT.safetensors/.json (float16 weights, for shipping).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --export model.")
 @click.option("--quiet", is_flag=True, help="Plain log lines instead of a progress bar.")
 @handle_errors
-def train(config_path, data, resume, style_images, overrides, runs_root, until, export, quiet) -> None:
+def train(config_path, data, resume, style_images, overrides, runs_root, until, export, overwrite, quiet) -> None:
     """Train a generator (colorization, then styles); --resume continues a run exactly."""
+    import dataclasses
+
     import torch
 
     from vidcolor.config import load
-    from vidcolor.models.weights import save_generator
-    from vidcolor.training.trainer import Trainer, start_run
+    from vidcolor.io.atomic import write_failure
+    from vidcolor.models.weights import model_files, save_generator
+    from vidcolor.training.data import check_sources
+    from vidcolor.training.trainer import Trainer, absolute_paths, check_init_model, export_files, start_run, style_names_for
 
+    # Everything that can be checked cheaply is checked before a run folder exists or any
+    # training starts: a bad export path would otherwise fail after hours of training.
+    if until is not None and until <= 0:
+        raise UsageError(f"--until must be a positive step, got {until}")
+    stem = export_files(export, overwrite) if export else None
     if resume:
-        if overrides or style_images:
-            raise UsageError("--resume continues a run with its saved config; --set and --style-image cannot change it")
-        trainer = Trainer.resume(Path(resume), quiet=quiet)
+        if overrides:
+            raise UsageError("--resume continues a run with its saved config; --set cannot change it")
+        trainer = Trainer.resume(Path(resume), quiet=quiet, data=data, style_images=style_images, config_path=config_path)
     else:
         settings = parse_overrides(overrides)
         if style_images:
-            settings["style_images"] = list(style_images)
+            settings["style_images"] = list(absolute_paths(style_images))
         config = load(config_path, settings)
+        paths = absolute_paths(list(config.data) + list(data))
+        if not paths:
+            raise UsageError("no training data: give --data DIR (photo folders or colour clips) or 'data' in the config")
+        config = dataclasses.replace(config, data=paths)
+        check_sources(config.data)
+        style_names_for(config)  # refuses missing paintings and clashing style names
+        check_init_model(config)
         trainer = start_run(config, Path(runs_root), quiet=quiet)
-    # A resumed run trains on what it started with unless --data says otherwise.
-    paths = list(trainer.config.data) + (list(data) or (trainer.data_paths if resume else []))
-    if not paths:
-        raise UsageError("no training data: give --data DIR (photo folders or colour clips) or 'data' in the config")
-    stem = trainer.train(paths, stop_at=until)
-    if export:
-        save_generator(trainer.ema, Path(export).with_suffix(""), trainer.provenance(paths), dtype=torch.float16)
-    click.echo(f"model: {stem}.safetensors (run {trainer.run_dir}, step {trainer.step})")
+    model = trainer.train(stop_at=until)
+    click.echo(f"model: {model}.safetensors (run {trainer.run_dir}, step {trainer.step})")
+    if stem is not None:
+        try:
+            save_generator(trainer.ema, stem, trainer.provenance(trainer.data_paths), dtype=torch.float16)
+        except OSError as exc:  # the disk filled up during training: the run's model is kept
+            raise write_failure(model_files(stem)[0], exc) from None
+        click.echo(f"exported {model_files(stem)[0]} and {model_files(stem)[1].name} (float16)")
 
 
 @main.command()
@@ -157,9 +175,12 @@ def styles(model, sheet, image, render_size, overwrite) -> None:
         if not image:
             raise UsageError("--sheet needs --image (a still or a video whose first frame is used)")
         check_image_output(sheet, overwrite, [image], what="--sheet")
+    elif image:
+        raise UsageError("--image is the picture for --sheet; give --sheet PNG too (or leave out --image to list the styles)")
     generator, _ = load_generator(model)
+    width = len(str(len(generator.style_names) - 1))
     for index, name in enumerate(generator.style_names):
-        click.echo(f"{index}  {name}" + ("  (natural colour)" if index == 0 else ""))
+        click.echo(f"{index:>{width}}  {name}" + ("  (natural colour)" if index == 0 else ""))
     if sheet:
         style_sheet(generator, image, sheet, render_size)
         click.echo(f"wrote {sheet}")

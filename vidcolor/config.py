@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import sys
 import types
 import typing
@@ -96,6 +97,13 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
+    def __post_init__(self) -> None:
+        # Photos are cached with their long side at most max_photo_side; a larger crop would
+        # train on enlarged (blurred) photos at a memory cost that grows with crop².
+        if self.crop > self.max_photo_side:
+            raise ConfigError(f"config key 'crop' must be at most max_photo_side ({self.max_photo_side}), got {self.crop}: "
+                              "every photo would be enlarged to fit a crop; lower crop or raise max_photo_side")
+
 
 def _at_least(low: float) -> tuple[str, Callable[[Any], bool]]:
     return f"at least {low}", lambda v: math.isfinite(v) and v >= low
@@ -111,6 +119,14 @@ def _share(upper_open: bool = False) -> tuple[str, Callable[[Any], bool]]:
     return "between 0 and 1", lambda v: math.isfinite(v) and 0 <= v <= 1
 
 
+# Size caps: a training step's memory grows with crop² (crop 4096 took 24 GB on a tiny model
+# and was OOM-killed); every photo and clip sits in memory at up to max_photo_side /
+# max_video_frames. Generous for a GPU, far from what kills a shared machine.
+MAX_CROP = 1024
+MAX_PHOTO_SIDE = 4096
+MAX_VIDEO_FRAMES = 10000
+_RUN_NAME_BAD = re.compile(r"[/\\\x00-\x1f]")  # the run name becomes a folder inside --runs
+
 # Values a type check lets through but a run cannot use (a negative batch, a NaN learning
 # rate, a share above 1): refused when the config loads, naming the key, instead of failing
 # deep inside training or silently training something else.
@@ -123,12 +139,14 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
                                                "lambda_identity", "lambda_flicker")},
     (LossConfig, "adversarial"): ("hinge or nonsaturating", lambda v: v in ("hinge", "nonsaturating")),
     (LossConfig, "vgg_layers"): ("a list of at least one VGG layer", lambda v: len(v) >= 1),
-    (LossConfig, "vgg_size"): ("0 (the crop size) or at least 32", lambda v: v == 0 or v >= 32),
+    (LossConfig, "vgg_size"): (f"0 (the crop size) or 32 to {MAX_CROP}", lambda v: v == 0 or 32 <= v <= MAX_CROP),
     **{(TrainConfig, k): _at_least(0) for k in ("seed", "workers", "steps_colorize", "steps_style")},
-    **{(TrainConfig, k): _at_least(1) for k in ("batch_size", "log_every", "sample_every", "checkpoint_every",
-                                                "max_video_frames")},
-    (TrainConfig, "crop"): ("a multiple of 16, at least 32", lambda v: v >= 32 and v % 16 == 0),
-    (TrainConfig, "max_photo_side"): _at_least(32),
+    **{(TrainConfig, k): _at_least(1) for k in ("batch_size", "log_every", "sample_every", "checkpoint_every")},
+    (TrainConfig, "crop"): (f"a multiple of 16, 32 to {MAX_CROP}", lambda v: 32 <= v <= MAX_CROP and v % 16 == 0),
+    (TrainConfig, "max_photo_side"): (f"32 to {MAX_PHOTO_SIDE}", lambda v: 32 <= v <= MAX_PHOTO_SIDE),
+    (TrainConfig, "max_video_frames"): (f"1 to {MAX_VIDEO_FRAMES}", lambda v: 1 <= v <= MAX_VIDEO_FRAMES),
+    (TrainConfig, "name"): ("a plain folder name (not empty, no '/' or '\\', not starting with '.')",
+                            lambda v: bool(v.strip()) and not _RUN_NAME_BAD.search(v) and not v.startswith(".")),
     **{(TrainConfig, k): _positive() for k in ("lr_g", "lr_d")},
     **{(TrainConfig, k): _share(upper_open=True) for k in ("beta1", "beta2", "ema_decay")},
     **{(TrainConfig, k): _share() for k in ("video_fraction", "hint_probability", "style_fraction")},

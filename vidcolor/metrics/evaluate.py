@@ -154,7 +154,7 @@ def _truth_metrics(truth_c: float, metrics: Sequence[str], warps: dict[str, floa
     """The ``truth`` method's row: colourfulness (and temporal metrics), the rest null."""
     row: dict[str, float | None] = {m: None for m in metrics}
     row["colourfulness"] = truth_c
-    row["colourfulness_ratio"] = colourfulness_ratio(truth_c, truth_c)
+    row["colourfulness_ratio"] = None if truth_c is None else colourfulness_ratio(truth_c, truth_c)
     if "warp_error" in row:
         row.update(warps or {})
         row["cdc"] = cdc_value
@@ -179,14 +179,35 @@ def _aggregate(rows: Sequence[dict], truth_values: Sequence[float], metrics: Seq
     colourfulness (as ``clip_report``: steadier than a mean of ratios when some truths are
     nearly grey)."""
     out = {m: _mean(r[m] for r in rows) for m in metrics}
-    if out["colourfulness"] is not None and out["colourfulness_ratio"] is not None:
+    if out["colourfulness"] is not None and out["colourfulness_ratio"] is not None and truth_values:
         out["colourfulness_ratio"] = colourfulness_ratio(out["colourfulness"], float(np.mean(truth_values)))
     return out
 
 
-def _warn_if_grey(name: str, truth_c: float) -> None:
-    if truth_c < _GREYISH_TRUTH:
-        log.warning("%s: the ground truth is nearly grey (colourfulness %.2f); its colour metrics say little", name, truth_c)
+# Metrics that compare a method's colours with the truth's: meaningless when the truth is grey
+# (a grey "truth" makes the grey baseline perfect: PSNR 150 dB, ratio inf).
+COLOUR_METRICS = ("psnr", "ssim", "colourfulness_ratio", "auc")
+
+
+def _mark_if_grey(entry: dict, what: str) -> bool:
+    """Mark a dataset whose ground truth is nearly grey: its colour-comparison metrics become
+    null (they do not apply) and the aggregates leave it out; warn once.
+
+    Args:
+        entry: a folder's or a clip's dataset entry (changed in place).
+        what: "all photos" or "all clips", for the warning.
+
+    Returns:
+        True when the dataset was marked.
+    """
+    if entry["truth_colourfulness"] >= _GREYISH_TRUTH:
+        return False
+    log.warning("%s: the ground truth is nearly grey (colourfulness %.2f): no colour to compare with, so its colour "
+                "metrics are left out ('-') and it is not counted in '%s'", entry["name"], entry["truth_colourfulness"], what)
+    for row in entry["methods"].values():
+        row.update({m: None for m in COLOUR_METRICS})
+    entry["grey_truth"] = True
+    return True
 
 
 # ----- photos -------------------------------------------------------------------------------
@@ -219,7 +240,7 @@ def evaluate_photo(model: Generator, path: Path, render_size: int, device: torch
 
 def _photo_dataset(name: str, items: list[dict], seconds: float, path: str | None, members: list[str] | None) -> dict:
     truth_values = [it["truth_colourfulness"] for it in items]
-    truth_c = float(np.mean(truth_values))
+    truth_c = float(np.mean(truth_values)) if items else None
     methods = {m: _aggregate([it["methods"][m] for it in items], truth_values, PHOTO_METRICS) for m in PHOTO_METHODS[:-1]}
     methods["truth"] = _truth_metrics(truth_c, PHOTO_METRICS)
     entry = {
@@ -252,10 +273,19 @@ def _evaluate_photo_groups(model, groups: dict[Path, list[Path]], render_size, d
             item = evaluate_photo(model, f, render_size, device)
             items.append({"name": f.name, **item})
         datasets.append(_photo_dataset(name, items, time.time() - t0, str(folder), None))
-        _warn_if_grey(name, datasets[-1]["truth_colourfulness"])
-        everything.extend(items)
-    datasets.append(_photo_dataset(ALL_PHOTOS, everything, time.time() - t_all, None, names))
+        if not _mark_if_grey(datasets[-1], ALL_PHOTOS):
+            everything.extend(items)
+    members = [d["name"] for d in datasets if not d.get("grey_truth")]
+    datasets.append(_photo_dataset(ALL_PHOTOS, everything, time.time() - t_all, None, members))
+    _note_left_out(datasets)
     return datasets
+
+
+def _note_left_out(datasets: list[dict]) -> None:
+    """Record in the aggregate (the last entry) which grey-truth datasets it leaves out."""
+    left_out = [d["name"] for d in datasets[:-1] if d.get("grey_truth")]
+    if left_out:
+        datasets[-1]["left_out"] = left_out
 
 
 # ----- clips --------------------------------------------------------------------------------
@@ -490,15 +520,18 @@ def _evaluate_clips(generator, clips: list[Path], render_size, smooth, max_frame
         result = evaluate_clip(generator, path, render_size, smooth, max_frames, progress, name, references, flow_name)
         datasets.append({"name": name, "kind": "clip", "aggregate": False, "path": str(path),
                          "count": result.pop("frames"), **result, "seconds": time.time() - t0})
-        _warn_if_grey(name, result["truth_colourfulness"])
-    truth_values = [d["truth_colourfulness"] for d in datasets]
-    methods = {m: _aggregate([d["methods"][m] for d in datasets], truth_values, CLIP_METRICS) for m in CLIP_METHODS[:-1]}
-    truth_rows = [d["methods"]["truth"] for d in datasets]
+        _mark_if_grey(datasets[-1], ALL_CLIPS)
+    counted = [d for d in datasets if not d.get("grey_truth")]
+    truth_values = [d["truth_colourfulness"] for d in counted]
+    truth_c = float(np.mean(truth_values)) if counted else None
+    methods = {m: _aggregate([d["methods"][m] for d in counted], truth_values, CLIP_METRICS) for m in CLIP_METHODS[:-1]}
+    truth_rows = [d["methods"]["truth"] for d in counted]
     warps = {k: _mean(r[k] for r in truth_rows) for k in ("warp_error", "warp_error_chroma")}
-    methods["truth"] = _truth_metrics(float(np.mean(truth_values)), CLIP_METRICS, warps, _mean(r["cdc"] for r in truth_rows))
+    methods["truth"] = _truth_metrics(truth_c, CLIP_METRICS, warps, _mean(r["cdc"] for r in truth_rows))
     datasets.append({"name": ALL_CLIPS, "kind": "clips", "aggregate": True, "path": None,
-                     "count": sum(d["count"] for d in datasets), "truth_colourfulness": float(np.mean(truth_values)),
-                     "methods": methods, "seconds": time.time() - t_all, "members": names})
+                     "count": sum(d["count"] for d in counted), "truth_colourfulness": truth_c,
+                     "methods": methods, "seconds": time.time() - t_all, "members": [d["name"] for d in counted]})
+    _note_left_out(datasets)
     return datasets
 
 
@@ -654,25 +687,33 @@ _COLUMNS = (  # (metric, header, scale, format)
 
 
 def _cell(value: float | None, scale: float, fmt: str) -> str:
-    if value is None:
+    if value is None or math.isnan(value):  # does not apply (nan: a temporal metric of one frame)
         return "-"
-    if math.isnan(value):
-        return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return fmt.format(value * scale)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _dataset_title(d: dict) -> str:
     if d["kind"] == "photos":
-        what = f"{d['count']} photos" + (f" in {len(d['members'])} folders" if d["aggregate"] else "")
+        what = _plural(d["count"], "photo") + (f" in {_plural(len(d['members']), 'folder')}" if d["aggregate"] else "")
     elif d["kind"] == "clip":
         h, w = d["size"]
-        what = f"clip, {d['count']} frames, {w}x{h}"
+        what = f"clip, {_plural(d['count'], 'frame')}, {w}x{h}"
         if d.get("references"):
             what += ", true colours given at frame " + ", ".join(map(str, d["references"]))
+        if d["count"] < 2:
+            what += "; warp error and CDC need 2 frames or more (-)"
     else:
-        what = f"{len(d['members'])} clips, {d['count']} frames"
+        what = f"{_plural(len(d['members']), 'clip')}, {_plural(d['count'], 'frame')}"
+    if d.get("grey_truth"):
+        what += "; grey ground truth: colour metrics do not apply (-)"
+    if d.get("left_out"):
+        what += f"; left out, grey ground truth: {', '.join(d['left_out'])}"
     return f"{d['name']}: {what}"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from vidcolor.config import GeneratorConfig, from_dict, to_dict
 from vidcolor.errors import ConfigError, ModelError
@@ -26,6 +26,8 @@ FORMAT = "vidcolor-generator"
 FORMAT_VERSION = 1
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_NAME = "default"
+RUN_MODEL_NAME = "model"  # a training run folder keeps its model as model.safetensors/.json
+MODEL_SUFFIXES = (".safetensors", ".json")
 
 
 def _sha256(path: Path) -> str:
@@ -41,7 +43,8 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
 
     Args:
         name_or_path: "default", a name of a model in ``vidcolor/weights``, a
-            ``.safetensors`` or ``.json`` path, or a path without extension.
+            ``.safetensors`` or ``.json`` path, a path without extension, or a training run
+            folder (its ``model.json``).
 
     Returns:
         (weights path, json path); they may not exist (the loader reports that).
@@ -51,12 +54,49 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
     if candidate.suffix in (".safetensors", ".json"):
         stem = candidate.with_suffix("")
     elif candidate.is_dir():
-        stem = candidate / DEFAULT_NAME
-    elif os.sep in text or candidate.exists() or candidate.with_suffix(".json").exists():
+        # A run folder (runs/0003-tiny) holds model.json; a weights folder holds default.json.
+        stem = candidate / (RUN_MODEL_NAME if (candidate / f"{RUN_MODEL_NAME}.json").is_file() else DEFAULT_NAME)
+    elif os.sep in text or candidate.exists() or model_files(candidate)[1].exists():
         stem = candidate
     else:
         stem = WEIGHTS_DIR / text
-    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    return model_files(stem)
+
+
+def model_stem(path: str | os.PathLike) -> Path:
+    """The stem of a model path: only ``.safetensors`` or ``.json`` is taken off, so a name
+    with dots (``exp/colour.v2``) stays whole.
+
+    Args:
+        path: ``NAME``, ``NAME.safetensors`` or ``NAME.json``.
+
+    Returns:
+        ``NAME`` as a Path.
+    """
+    p = Path(path)
+    return p.with_name(p.name[: -len(p.suffix)]) if p.suffix in MODEL_SUFFIXES else p
+
+
+def model_files(stem: str | os.PathLike) -> tuple[Path, Path]:
+    """The two files of a model stem, appending (never replacing) the extensions.
+
+    Args:
+        stem: the path without extension (dots in it are part of the name).
+
+    Returns:
+        (weights path, json path).
+    """
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Write bytes with the usual umask-respecting mode (safetensors' own writer makes 0600
+    temporary files, and a model shared on a farm must be readable by others)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_generator(
@@ -76,22 +116,29 @@ def save_generator(
     """
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    weights_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    tmp_weights = weights_path.with_name(weights_path.name + ".tmp")
+    weights_path, json_path = model_files(stem)
+    # Both files are written under temporary names first, then renamed: a crash never leaves
+    # a half-written file under a model's name (a pair from two saves fails its checksum).
+    tag = f".partial-{os.getpid()}"
+    tmp_weights = weights_path.with_name(f".{weights_path.name}{tag}")
+    tmp_json = json_path.with_name(f".{json_path.name}{tag}")
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(tmp_weights))
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": to_dict(model.config),
-        "parameters": sum(v.numel() for v in tensors.values()),
-        "sha256": _sha256(tmp_weights),
-        "provenance": provenance or {},
-    }
-    tmp_json = json_path.with_name(json_path.name + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp_weights, weights_path)
-    os.replace(tmp_json, json_path)
+    try:
+        _write_file(tmp_weights, save(tensors))
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": to_dict(model.config),
+            "parameters": sum(v.numel() for v in tensors.values()),
+            "sha256": _sha256(tmp_weights),
+            "provenance": provenance or {},
+        }
+        _write_file(tmp_json, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+        os.replace(tmp_weights, weights_path)
+        os.replace(tmp_json, json_path)
+    finally:
+        for tmp in (tmp_weights, tmp_json):
+            tmp.unlink(missing_ok=True)
     return weights_path, json_path
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import cv2
@@ -32,6 +32,36 @@ from vidcolor.flow import checked_flow
 from vidcolor.io.probe import ffmpeg_path, find_media
 
 AFFINE_MARGIN = 16  # pixels around a photo crop, so frame t+1 has content at its borders
+GREY_SPREAD = 2.0  # mean spread of R, G, B (8-bit levels) below which an image has no colour
+GREY_SHARE = 0.5  # warn when at least this share of the photos and clips is grey
+
+
+def is_grey(rgb: np.ndarray) -> bool:
+    """Whether an RGB image (or a stack of frames) is (nearly) grey: R, G and B nearly equal.
+
+    Checked on every fourth pixel of the image already in memory, so it costs next to nothing.
+
+    Args:
+        rgb: ``(..., H, W, 3)`` uint8.
+
+    Returns:
+        True when the mean spread between channels is under ``GREY_SPREAD`` levels.
+    """
+    sample = rgb[..., ::4, ::4, :].astype(np.int16)
+    return float((sample.max(axis=-1) - sample.min(axis=-1)).mean()) < GREY_SPREAD
+
+
+def _truncated_jpeg(path: Path) -> bool:
+    """A JPEG without its end marker: cut short (libjpeg would decode it half grey and print
+    'Premature end of JPEG file' on stderr)."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return False
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(path.stat().st_size - 4096, 0))
+            return b"\xff\xd9" not in f.read()
+    except OSError:
+        return False
 
 
 def load_photo(path: Path, max_side: int) -> np.ndarray | None:
@@ -42,8 +72,11 @@ def load_photo(path: Path, max_side: int) -> np.ndarray | None:
         max_side: cap on the long side.
 
     Returns:
-        ``(H, W, 3)`` uint8 RGB, or None when the file is not a readable image.
+        ``(H, W, 3)`` uint8 RGB, or None when the file is not a readable image (or a
+        truncated JPEG).
     """
+    if not Path(path).is_file() or not cv2.haveImageReader(str(path)) or _truncated_jpeg(Path(path)):
+        return None  # checked first: OpenCV and libjpeg would print their own warnings
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         return None
@@ -273,7 +306,29 @@ class StepSampler(Sampler[int]):
             i += 1
 
 
-def load_sources(paths: Sequence[str | Path], crop: int, max_photo_side: int, max_video_frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def check_sources(paths: Sequence[str | Path]) -> None:
+    """Cheap check before a run starts: the paths exist and hold photos or clips.
+
+    Args:
+        paths: files or folders given with ``--data`` or in the config.
+
+    Raises:
+        InputError: a path that does not exist.
+        TrainingError: no photo or clip among them.
+    """
+    photo_paths, video_paths = find_media(paths)
+    if not photo_paths and not video_paths:
+        raise TrainingError(f"no photos or clips found in {', '.join(map(str, paths))}; "
+                            "give photo folders or colour clips with --data")
+
+
+def _names(paths: Sequence[Path], most: int = 5) -> str:
+    shown = ", ".join(str(p) for p in paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def load_sources(paths: Sequence[str | Path], crop: int, max_photo_side: int, max_video_frames: int,
+                 warn: Callable[[str], None] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Read every photo and clip into memory at training size.
 
     Args:
@@ -281,6 +336,7 @@ def load_sources(paths: Sequence[str | Path], crop: int, max_photo_side: int, ma
         crop: training crop side (small photos are enlarged to fit it).
         max_photo_side: cap on a photo's long side.
         max_video_frames: frames kept per clip.
+        warn: called with one line for files skipped as unreadable and for grey data.
 
     Returns:
         (photos, clips) ready for ``PairDataset``.
@@ -288,10 +344,14 @@ def load_sources(paths: Sequence[str | Path], crop: int, max_photo_side: int, ma
     photo_paths, video_paths = find_media(paths)
     need = crop + 2 * AFFINE_MARGIN
     photos = []
+    skipped: list[Path] = []
+    grey_photos = grey_clips = 0
     for p in photo_paths:
         img = load_photo(p, max_photo_side)
         if img is None:
+            skipped.append(p)
             continue
+        grey_photos += is_grey(img)
         h, w = img.shape[:2]
         if min(h, w) < need:
             scale = need / min(h, w)
@@ -300,8 +360,20 @@ def load_sources(paths: Sequence[str | Path], crop: int, max_photo_side: int, ma
     clips = []
     for p in video_paths:
         frames = load_clip(p, short_side=max(crop, int(crop * 1.5)), max_frames=max_video_frames)
-        if frames is not None:
-            clips.append(frames)
+        if frames is None:
+            skipped.append(p)
+            continue
+        grey_clips += is_grey(frames[:: max(len(frames) // 4, 1)])  # a few frames tell
+        clips.append(frames)
+    if warn is not None:
+        if skipped:
+            warn(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) > 1 else ''} "
+                 f"(truncated, damaged or not media): {_names(skipped)}")
+        total = len(photos) + len(clips)
+        if total and (grey_photos + grey_clips) >= GREY_SHARE * total:
+            warn(f"{grey_photos} of {len(photos)} photos and {grey_clips} of {len(clips)} clips are grey: "
+                 "colour training learns colour from them, so the model learns to leave film grey; "
+                 "give colour photos and clips")
     return photos, clips
 
 

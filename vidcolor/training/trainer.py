@@ -10,10 +10,14 @@ The trainer only orders the updates; what each update optimises is ``losses.Obje
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
+import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,21 +28,135 @@ import torch
 from tqdm import tqdm
 
 from vidcolor.color import rgb_to_luma, ycbcr_to_rgb
-from vidcolor.config import TrainConfig, dump_toml, from_dict, to_dict
+from vidcolor.config import ConfigError, TrainConfig, dump_toml, from_dict, load, to_dict
 from vidcolor.devices import pick_device
-from vidcolor.errors import TrainingError
+from vidcolor.errors import InputError, Interrupted, OutputError, TrainingError, UsageError, VidcolorError
 from vidcolor.losses.objective import Objective
 from vidcolor.losses.perceptual import gram
 from vidcolor.models.discriminator import build_discriminator
 from vidcolor.models.features import load_vgg_features
 from vidcolor.models.generator import build_generator
-from vidcolor.models.weights import load_generator, save_generator
-from vidcolor.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from vidcolor.training.data import DataOptions, PairDataset, load_photo, load_sources, make_loader
+from vidcolor.models.weights import load_generator, read_model_card, save_generator
+from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from vidcolor.training.data import DataOptions, PairDataset, is_grey, load_photo, load_sources, make_loader
 
-log = logging.getLogger("vidcolor.train")
+log = logging.getLogger("vidcolor.train")  # the run's log.txt (and stderr with --quiet)
+console = logging.getLogger("vidcolor")  # the terminal, above a progress bar
 SAMPLE_INDEX_BASE = 10**15  # dataset items used for sample grids, far from training items
 SAMPLE_COUNT = 6
+KEPT_STYLE_INDEX_BASE = 2 * 10**15  # dataset items whose styled outputs define a kept style's look
+KEPT_STYLE_SAMPLES = 16
+
+
+def absolute_paths(paths) -> tuple[str, ...]:
+    """Paths as absolute strings, so a run's record means the same from any folder.
+
+    Args:
+        paths: files or folders.
+
+    Returns:
+        Absolute path strings, in order.
+    """
+    return tuple(os.path.abspath(os.path.expanduser(str(p))) for p in paths)
+
+
+def style_names_for(config: TrainConfig) -> tuple[str, ...]:
+    """The styles a new run's model carries: the init model's (kept by name, natural first)
+    plus one per ``--style-image`` not already among them.
+
+    A painting named like a style the init model has (``starry_night.jpg``) trains that style
+    with this painting; ``natural`` and two paintings with one name are refused, since such a
+    style could never be selected.
+
+    Args:
+        config: the run's config (``style_images``, ``init_from``).
+
+    Returns:
+        Style names; index 0 is natural colour.
+
+    Raises:
+        UsageError: a reserved or repeated style name.
+        InputError: a painting that is missing or not an image.
+    """
+    seen: dict[str, str] = {}
+    for path in config.style_images:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{path}: style image not found")
+        if not cv2.haveImageReader(str(p)):  # reads the header only, and prints nothing
+            raise InputError(f"{path}: not an image that can be read as a style painting")
+        name = p.stem
+        if name == "natural":
+            raise UsageError(f"{path}: a style cannot be named 'natural' (that is style 0, natural colour); "
+                             "rename the file (the style is named after it)")
+        if name in seen and absolute_paths([seen[name]]) == absolute_paths([path]):
+            raise UsageError(f"{path} is given twice as --style-image; give each painting once")
+        if name in seen:
+            raise UsageError(f"{seen[name]} and {path} would both be the style '{name}'; "
+                             "rename one of the files (a style is named after its file)")
+        seen[name] = path
+    base: tuple[str, ...] = ("natural",)
+    if config.init_from:
+        base = tuple(read_model_card(config.init_from).get("config", {}).get("style_names", base))
+    return base + tuple(name for name in seen if name not in base)
+
+
+def check_init_model(config: TrainConfig) -> None:
+    """Refuse an ``init_from`` model whose architecture differs from the config's model.
+
+    Copying only the tensors whose shapes happen to match would start from a nearly random
+    generator while the run looked initialised.
+
+    Args:
+        config: the run's config.
+
+    Raises:
+        ConfigError: the architectures differ.
+        ModelError: the model is missing or unreadable.
+    """
+    if not config.init_from:
+        return
+    theirs = read_model_card(config.init_from).get("config", {})
+    ours = to_dict(config.model)
+    differ = [f"{k} {theirs.get(k)!r} there, {v!r} here" for k, v in ours.items()
+              if k != "style_names" and theirs.get(k, v) != v]
+    if differ:
+        raise ConfigError(f"init_from {config.init_from} is another architecture than this config's model "
+                          f"({'; '.join(differ)}); set model_config to the one it was trained with")
+
+
+def export_files(export: str | os.PathLike, overwrite: bool) -> Path:
+    """Check ``--export`` before training: the folder exists and is writable, and neither
+    file exists unless ``overwrite``.
+
+    Args:
+        export: ``NAME``, ``NAME.safetensors`` or ``NAME.json`` (dots in NAME are kept).
+        overwrite: allow replacing an existing model.
+
+    Returns:
+        The model's stem.
+
+    Raises:
+        OutputError: one line saying what to do.
+    """
+    from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, check_output_path, write_failure
+    from vidcolor.models.weights import model_files, model_stem
+
+    stem = model_stem(export)
+    for path in model_files(stem):
+        check_output_path(path, overwrite, what="--export")
+    # Permissions alone do not tell (root, /proc, a read-only mount): try writing there.
+    folder = stem.parent if str(stem.parent) else Path(".")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".vidcolor-export-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno in WRITE_FAILURE_ADVICE:
+            raise write_failure(model_files(stem)[0], exc) from None
+        raise OutputError(f"cannot write {model_files(stem)[0]}: files cannot be created in {folder} "
+                          f"({exc.strerror or exc})") from None
+    return stem
 
 
 def next_run_dir(root: Path, name: str) -> Path:
@@ -79,10 +197,15 @@ class Trainer:
         self.amp = config.amp and self.device.type == "cuda"
         self._setup_logging()
 
-        style_names = ("natural",) + tuple(Path(p).stem for p in config.style_images)
-        if config.model.style_names != style_names:
-            config = from_dict(TrainConfig, {**to_dict(config), "model": {**to_dict(config.model), "style_names": list(style_names)}})
+        if initialise:  # a resumed run keeps the styles its checkpoint was made with
+            style_names = style_names_for(config)
+            if config.model.style_names != style_names:
+                config = from_dict(TrainConfig, {**to_dict(config), "model": {**to_dict(config.model), "style_names": list(style_names)}})
         self.config = config
+        # Styles without a painting in this run (kept from init_from) are trained towards
+        # their own look: the Gram statistics of the init model's output in that style.
+        painted = {Path(p).stem for p in config.style_images}
+        self.kept_styles = tuple(n for n in config.model.style_names[1:] if n not in painted)
         torch.manual_seed(config.seed)
         self.generator = build_generator(config.model).to(self.device)
         if config.init_from and initialise:
@@ -98,9 +221,25 @@ class Trainer:
                  "" if self.vgg.source.startswith("imagenet") else " (ImageNet weights not in the torch cache)")
         self.objective = Objective(config.loss, self.vgg, self._style_grams())
         self.step = 0
-        self.data_paths: list[str] = []  # what train() was given; a resume uses it again
+        self.checkpoint_step: int | None = None  # step of the checkpoint on disk
+        self.owns_run_dir = False  # start_run made the folder: remove it if nothing survives
+        self.data_paths: list[str] = list(config.data)  # what train() was given; a resume uses it again
         self.total_steps = config.steps_colorize + config.steps_style
-        (self.run_dir / "config.toml").write_text(dump_toml(to_dict(config)), encoding="utf-8")
+        self._write_config()
+
+    def _write_config(self) -> None:
+        (self.run_dir / "config.toml").write_text(dump_toml(to_dict(self.config)), encoding="utf-8")
+
+    def notice(self, text: str, warning: bool = False) -> None:
+        """Say something in the run's log and on the terminal (once, with or without --quiet).
+
+        Args:
+            text: one line.
+            warning: log it as a warning.
+        """
+        (log.warning if warning else log.info)(text)
+        if not self.quiet:  # with --quiet, the log already goes to stderr
+            (console.warning if warning else console.info)(("warning: " if warning else "") + text)
 
     # ----- set-up -----------------------------------------------------------------------
     def _setup_logging(self) -> None:
@@ -117,38 +256,47 @@ class Trainer:
     def _init_generator(self, name_or_path: str) -> None:
         """Start the generator from a trained model (e.g. add styles to the default model).
 
-        Tensors whose shapes match are copied; the style table keeps the rows both models
-        share (natural colour first) and new styles start from natural colour's row, so the
-        style phase begins from the model's own natural colours.
+        The architectures match (``check_init_model``), so every tensor is copied; style codes
+        are matched by name: a style the model has keeps its code, a new style starts from
+        natural colour's code, so the style phase begins from the model's own natural colours.
         """
+        check_init_model(self.config)
         source, _ = load_generator(name_or_path)
         theirs = source.state_dict()
         ours = self.generator.state_dict()
-        copied = 0
+        table = theirs["style_embedding.weight"]
+        rows = {name: i for i, name in enumerate(source.style_names)}
         for key, value in theirs.items():
-            if key not in ours:
-                continue
-            if ours[key].shape == value.shape:
+            if key == "style_embedding.weight":
+                ours[key] = torch.stack([table[rows.get(name, 0)] for name in self.config.model.style_names])
+            else:
                 ours[key] = value.clone()
-                copied += 1
-            elif key == "style_embedding.weight" and ours[key].shape[1:] == value.shape[1:]:
-                rows = min(ours[key].shape[0], value.shape[0])
-                ours[key][:rows] = value[:rows]
-                ours[key][rows:] = value[0]
-                copied += 1
         self.generator.load_state_dict(ours)
-        log.info("generator initialised from %s (%d of %d tensors)", name_or_path, copied, len(ours))
+        kept = [n for n in self.config.model.style_names[1:] if n in rows]
+        new = [n for n in self.config.model.style_names[1:] if n not in rows]
+        self.notice(f"generator initialised from {name_or_path}: all {len(ours)} tensors; styles kept: "
+                    f"{', '.join(kept) or 'none'}; new (from natural colour): {', '.join(new) or 'none'}")
 
     def _style_grams(self) -> dict[str, torch.Tensor] | None:
-        """Gram matrices of each style image at crop scale (row 0, natural, is unused)."""
-        if not self.config.style_images:
+        """Gram matrices of each style's painting at crop scale, one row per style (row 0,
+        natural, is unused; rows of kept styles stay zero until ``_kept_style_grams``)."""
+        names = self.config.model.style_names
+        if len(names) < 2:
             return None
-        grams: dict[str, list[torch.Tensor]] = {}
         side = self.config.loss.vgg_size or self.config.crop
-        for path in self.config.style_images:
+        with torch.no_grad():
+            channels = {k: v.shape[1] for k, v in self.vgg(torch.zeros(1, 3, 32, 32, device=self.device)).items()}
+        grams = {k: torch.zeros(len(names), c, c, device=self.device) for k, c in channels.items()}
+        paintings = {Path(p).stem: p for p in self.config.style_images}
+        for index, name in enumerate(names):
+            path = paintings.get(name)
+            if index == 0 or path is None:
+                continue
             img = load_photo(Path(path), max_side=4 * side)
             if img is None:
-                raise TrainingError(f"{path}: style image not found or not an image")
+                raise InputError(f"{path}: style image not found or not an image")
+            if is_grey(img):
+                self.notice(f"{path}: the painting is grey; the style '{name}' will be black and white", warning=True)
             h, w = img.shape[:2]
             scale = 2 * side / min(h, w)
             img = cv2.resize(img, (max(round(w * scale), side), max(round(h * scale), side)), interpolation=cv2.INTER_AREA)
@@ -156,8 +304,27 @@ class Trainer:
             with torch.no_grad():
                 feats = self.vgg(x)
             for k, v in feats.items():
-                grams.setdefault(k, [torch.zeros_like(gram(v)[0])]).append(gram(v)[0])
-        return {k: torch.stack(v) for k, v in grams.items()}
+                grams[k][index] = gram(v)[0]
+        return grams
+
+    @torch.no_grad()
+    def _kept_style_grams(self, dataset: PairDataset) -> None:
+        """Fill the Gram rows of kept styles from the init model's own output in each style on
+        fixed training crops, so the style phase keeps training them towards their look
+        (their paintings are not at hand). Computed at step 0 and saved in checkpoints."""
+        grams = self.objective.style_grams
+        crops = torch.stack([dataset[KEPT_STYLE_INDEX_BASE + i]["rgb"][0] for i in range(KEPT_STYLE_SAMPLES)]).to(self.device)
+        luma = rgb_to_luma(crops)
+        size = self.config.loss.vgg_size
+        for name in self.kept_styles:
+            index = self.config.model.style_names.index(name)
+            style = torch.full((len(crops),), index, dtype=torch.long, device=self.device)
+            rgb = self.ema(luma, style=style, heads=("rgb",))["rgb"].clamp(0, 1)
+            if size and rgb.shape[-1] != size:  # as the objective shows outputs to VGG
+                rgb = torch.nn.functional.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False,
+                                                      antialias=True)
+            for k, v in self.vgg(rgb).items():
+                grams[k][index] = gram(v).mean(0)
 
     def build_loader(self, data_paths: list[str]):
         """Load the data into memory and make the endless loader from the current step.
@@ -173,9 +340,10 @@ class Trainer:
         # OpenCV started its pool hangs on its first resize. Keep it single-threaded here.
         cv2.setNumThreads(1)
         t0 = time.time()
-        photos, clips = load_sources(data_paths, cfg.crop, cfg.max_photo_side, cfg.max_video_frames)
-        log.info("data: %d photos, %d clips (%d frames) loaded in %.0f s", len(photos), len(clips),
-                 sum(len(c) for c in clips), time.time() - t0)
+        photos, clips = load_sources(data_paths, cfg.crop, cfg.max_photo_side, cfg.max_video_frames,
+                                     warn=lambda text: self.notice(text, warning=True))
+        log.info("data: %s, %s (%s) loaded in %.0f s", _count(len(photos), "photo"), _count(len(clips), "clip"),
+                 _count(sum(len(c) for c in clips), "frame"), time.time() - t0)
         options = DataOptions(cfg.crop, cfg.video_fraction, cfg.hint_probability, len(cfg.model.style_names), cfg.seed,
                               cfg.style_fraction)
         dataset = PairDataset(photos, clips, options)
@@ -199,6 +367,8 @@ class Trainer:
             "config": to_dict(self.config),
             "vgg": self.vgg.source,
             "data": list(self.data_paths),
+            # Kept styles' targets come from the init model, which a resume may not have.
+            "style_grams": dict(self.objective.style_grams or {}),
         }
 
     def load_state(self, payload: dict[str, Any]) -> None:
@@ -211,21 +381,36 @@ class Trainer:
         self.scaler.load_state_dict(payload["scaler"])
         set_rng_state(payload["rng"])
         self.step = int(payload["step"])
-        self.data_paths = list(payload.get("data", []))
+        self.checkpoint_step = self.step
+        self.data_paths = list(self.config.data) or list(payload.get("data", []))
+        if payload.get("style_grams") and self.objective.style_grams is not None:
+            self.objective.style_grams = {k: v.to(self.device) for k, v in payload["style_grams"].items()}
 
     @classmethod
-    def resume(cls, run_dir: Path, quiet: bool = False) -> "Trainer":
+    def resume(cls, run_dir: Path, quiet: bool = False, data=(), style_images=(), config_path=None) -> "Trainer":
         """Reopen a run folder at its last checkpoint.
+
+        A resumed run trains on its own data with its own config and paintings; ``data``,
+        ``style_images`` and ``config_path`` may repeat them (a copied command line) but not
+        change them: a run whose data changed half way would misstate its provenance.
 
         Args:
             run_dir: the folder of the run to continue.
             quiet: plain logs.
+            data: ``--data`` given again (empty: the run's own).
+            style_images: ``--style-image`` given again (empty: the run's own).
+            config_path: ``--config`` given again (None: the run's own).
 
         Returns:
             A trainer positioned at the checkpoint's step.
+
+        Raises:
+            UsageError: ``data``, ``style_images`` or ``config_path`` differ from the run's.
         """
         payload = load_checkpoint(run_dir)
         config = from_dict(TrainConfig, payload["config"])
+        _check_same_as_run(run_dir, config, list(config.data) or list(payload.get("data", [])), data, style_images,
+                           config_path)
         trainer = cls(config, run_dir, quiet=quiet, initialise=False)
         trainer.load_state(payload)
         log.info("resumed %s at step %d", run_dir, trainer.step)
@@ -233,12 +418,14 @@ class Trainer:
 
     def save(self) -> Path:
         """Write the checkpoint now (atomically)."""
-        return save_checkpoint(self.run_dir, self.state())
+        path = save_checkpoint(self.run_dir, self.state())
+        self.checkpoint_step = self.step
+        return path
 
     # ----- the loop ---------------------------------------------------------------------
     def phase(self, step: int) -> str:
         """Which phase a step belongs to: colorize first, then style."""
-        return "colorize" if step < self.config.steps_colorize or not self.config.style_images else "style"
+        return "colorize" if step < self.config.steps_colorize or len(self.config.model.style_names) < 2 else "style"
 
     def _check_finite(self, terms: dict[str, torch.Tensor], which: str) -> None:
         for name, value in terms.items():
@@ -307,7 +494,7 @@ class Trainer:
             truth = item["rgb"][0:1].to(self.device)
             luma = rgb_to_luma(truth)
             style = torch.tensor([i % len(self.config.model.style_names)], device=self.device)
-            out = self.ema(luma, style=style if self.config.style_images else None, heads=("chroma", "rgb"))
+            out = self.ema(luma, style=style if len(self.config.model.style_names) > 1 else None, heads=("chroma", "rgb"))
             colour = out["rgb"] if int(style) > 0 else ycbcr_to_rgb(torch.cat((luma, out["chroma"]), 1))
             row = torch.cat((luma.expand(-1, 3, -1, -1), colour.clamp(0, 1), truth), dim=3)
             rows.append(row[0])
@@ -328,28 +515,56 @@ class Trainer:
             "losses": to_dict(self.config.loss),
             "vgg_weights": self.vgg.source,
             "style_images": list(self.config.style_images),
+            "kept_styles": list(self.kept_styles),  # trained towards the init model's own look
             "style_fraction": self.config.style_fraction,
             "init_from": self.config.init_from,
             "run": self.run_dir.name,
         }
 
-    def train(self, data_paths: list[str], stop_at: int | None = None) -> Path:
+    def train(self, data_paths: list[str] | None = None, stop_at: int | None = None) -> Path:
         """Run until ``stop_at`` (or the config's total), checkpointing on the way.
 
         Args:
-            data_paths: photo folders and clips (the config's ``data`` plus ``--data``).
+            data_paths: photo folders and clips (None: the config's ``data``, or what the
+                run trained on before a resume); recorded in the run's config.
             stop_at: step to stop at, before the config's total (an interruption) or after it
-                (more training in the last phase).
+                (more training in the last phase); it must lie after the current step.
 
         Returns:
             Path stem of the exported EMA generator (``run_dir/model``).
+
+        Raises:
+            UsageError: ``stop_at`` is not after the current step.
+            Interrupted: Ctrl-C or SIGTERM, saying which checkpoint was kept and how to resume.
         """
-        cfg = self.config
+        data_paths = list(data_paths) if data_paths is not None else list(self.data_paths)
         self.data_paths = [str(p) for p in data_paths]
+        if tuple(self.data_paths) != self.config.data:  # config.toml says what the run trains on
+            self.config = dataclasses.replace(self.config, data=tuple(self.data_paths))
+            self._write_config()
         # stop_at may pass the config's total: a finished run then trains on in its last phase
         # (a run can span several sittings).
         end = self.total_steps if stop_at is None else stop_at
-        dataset, batches = self.build_loader(data_paths)
+        try:
+            if stop_at is not None and stop_at <= self.step:
+                what = "must be a positive step" if self.step == 0 else f"is not after the run's step {self.step}"
+                raise UsageError(f"--until {stop_at} {what}; nothing to train")
+            dataset, batches = self.build_loader(self.data_paths)
+            if self.kept_styles and self.step == 0:
+                self._kept_style_grams(dataset)
+            self._loop(dataset, batches, end)
+        except BaseException as exc:
+            stopped = self._stopped(exc)
+            if stopped is exc:
+                raise
+            raise stopped from None
+        stem = self.run_dir / "model"
+        save_generator(self.ema, stem, self.provenance(self.data_paths))
+        log.info("saved %s.safetensors at step %d", stem, self.step)
+        return stem
+
+    def _loop(self, dataset: PairDataset, batches, end: int) -> None:
+        cfg = self.config
         bar = tqdm(total=end, initial=self.step, disable=self.quiet, desc=self.run_dir.name, dynamic_ncols=True)
         try:
             while self.step < end:
@@ -366,10 +581,83 @@ class Trainer:
                     self.save()
         finally:
             bar.close()
-        stem = self.run_dir / "model"
-        save_generator(self.ema, stem, self.provenance(data_paths))
-        log.info("saved %s.safetensors at step %d", stem, self.step)
-        return stem
+
+    def _stopped(self, exc: BaseException) -> BaseException:
+        """Record why the run stopped in its log; remove a new run's folder when no checkpoint
+        survives (it could never be resumed); say how to continue after Ctrl-C or SIGTERM.
+
+        Args:
+            exc: what stopped the run.
+
+        Returns:
+            The exception to raise (an ``Interrupted`` for Ctrl-C).
+        """
+        interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
+        kept = self.checkpoint_step is not None and (self.run_dir / CHECKPOINT_NAME).exists()
+        if interrupted:
+            how = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+            code = exc.exit_code if isinstance(exc, Interrupted) else 130
+            if kept:
+                where = (f"the checkpoint of step {self.checkpoint_step} is kept; continue with "
+                         f"'vidcolor train --resume {self.run_dir}'")
+            else:
+                where = f"no checkpoint yet (one every {self.config.checkpoint_every} steps)"
+            exc = Interrupted(f"{how} at step {self.step}; {where}", signal_exit_code=code)
+        if not kept and self.owns_run_dir:
+            discard_run_dir(self.run_dir)
+            if isinstance(exc, VidcolorError) and len(exc.args) == 1:
+                exc.args = (f"{exc.args[0]}; the run folder {self.run_dir} was removed",)
+        else:  # into log.txt only: the terminal gets the error line itself
+            record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "stopped at step %d: %s",
+                                    (self.step, str(exc) or exc.__class__.__name__), None)
+            for handler in log.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    handler.handle(record)
+        return exc
+
+
+def _count(n: int, word: str) -> str:
+    """``1 photo``, ``2 photos``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def discard_run_dir(run_dir: Path) -> None:
+    """Remove a new run's folder that holds no checkpoint (closing its log first).
+
+    Args:
+        run_dir: the folder ``start_run`` made.
+    """
+    for handler in list(log.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            log.removeHandler(handler)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _check_same_as_run(run_dir: Path, config: TrainConfig, run_data: list[str], data, style_images, config_path) -> None:
+    """Refuse ``--data``, ``--style-image`` or ``--config`` that differ from what a run was
+    started with (see ``Trainer.resume``)."""
+    def same(a, b) -> bool:
+        return sorted(absolute_paths(a)) == sorted(absolute_paths(b))
+
+    start_new = (f"to train on something else, start a new run from this one "
+                 f"(--config ... --set init_from={run_dir / 'model.json'})")
+    if data and not same(data, run_data):
+        raise UsageError(f"--resume trains on the run's own data ({', '.join(run_data) or 'none recorded'}), "
+                         f"not {', '.join(map(str, data))}; {start_new}")
+    if style_images and list(absolute_paths(style_images)) != list(absolute_paths(config.style_images)):
+        raise UsageError(f"--resume keeps the run's paintings ({', '.join(config.style_images) or 'none'}); "
+                         f"--style-image cannot change them; {start_new}")
+    if config_path is not None:
+        given = to_dict(load(config_path))
+        saved = to_dict(config)
+        ignored = {"data", "style_images"}  # given with --data and --style-image; checked above
+        given["model"].pop("style_names"), saved["model"].pop("style_names")
+        for key in saved:
+            if key not in ignored and given.get(key) != saved[key]:
+                raise UsageError(f"--config {config_path} differs from the run's own config ({key}: "
+                                 f"{given.get(key)!r} there, {saved[key]!r} in {run_dir / 'config.toml'}); "
+                                 "--resume continues with the run's config (leave out --config)")
 
 
 def start_run(config: TrainConfig, runs_root: Path, quiet: bool = False) -> Trainer:
@@ -383,5 +671,12 @@ def start_run(config: TrainConfig, runs_root: Path, quiet: bool = False) -> Trai
     Returns:
         A trainer at step 0.
     """
-    return Trainer(config, next_run_dir(Path(runs_root), config.name), quiet=quiet)
+    run_dir = next_run_dir(Path(runs_root), config.name)
+    try:
+        trainer = Trainer(config, run_dir, quiet=quiet)
+    except BaseException:
+        discard_run_dir(run_dir)  # a bad device, VGG path or painting: leave no empty run behind
+        raise
+    trainer.owns_run_dir = True
+    return trainer
 

@@ -9,10 +9,11 @@ forward-backward check says the flow is unreliable (occlusions), and a scene cut
 The generator receives the result as hint chroma and hint mask, and the final chroma leans on
 the hint by its confidence, so the user's colours hold where they can be trusted.
 
-Hints are computed in a pre-pass over the frames each reference can reach (at render size), so
-the main pass stays a single forward stream. A frame range (``--frames``, a ``--resume`` segment,
-a farm chunk) also reads the frames between it and a reference that lies outside it but within
-reach, so its hints are those a run over the whole film gives it.
+Hints are built from the render-size luma of the frames each reference can reach, window by
+window as the run goes (``hint_windows``), so memory stays bounded however many references a
+film has. A frame range (``--frames``, a ``--resume`` segment, a farm chunk) also reads the
+frames between it and a reference that lies outside it but within reach, so its hints are
+those a run over the whole film gives it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def _align(ref_luma: np.ndarray, ref_chroma: np.ndarray, frame_luma: np.ndarray)
     return aligned, mask
 
 
-def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.ndarray], frame: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.ndarray], frame: int,
+              within: range | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Hints of one reference for every frame it reaches.
 
     Args:
@@ -103,6 +105,8 @@ def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.
         ref_chroma: ``(2, h, w)`` its chroma.
         lumas: render-size luma of the frames around ``frame`` (index -> ``(h, w)``).
         frame: the frame the reference belongs to.
+        within: the frames whose hints are wanted; a walk stops once it is past them (``lumas``
+            may hold frames beyond them that other references cross). None: no limit.
 
     Returns:
         An iterator of (frame index, chroma ``(2, h, w)``, confidence ``(h, w)``).
@@ -115,6 +119,8 @@ def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.
         c, m, t = chroma, confidence, frame
         while (t + direction) in lumas and abs(t + direction - frame) <= MAX_REACH:
             nxt = t + direction
+            if within is not None and (nxt >= within.stop if direction > 0 else nxt < within.start):
+                break  # moving away from the wanted frames: nothing more to give
             if is_scene_cut(lumas[t], lumas[nxt]):
                 break  # a cut ends the reference's reach
             c, m = _carry(c, m, lumas[t], lumas[nxt])
@@ -158,7 +164,7 @@ class ReferenceHints:
         total: dict[int, np.ndarray] = {}
         best: dict[int, np.ndarray] = {}
         for ref, ref_luma, ref_chroma in references:
-            for index, chroma, confidence in propagate(ref_luma, ref_chroma, lumas, ref.frame):
+            for index, chroma, confidence in propagate(ref_luma, ref_chroma, lumas, ref.frame, keep):
                 if keep is not None and index not in keep:
                     continue  # read only to carry the reference into the range
                 weighted[index] = weighted.get(index, 0) + chroma * confidence
@@ -172,7 +178,7 @@ class ReferenceHints:
 
 
 def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
-    """Frames whose luma the pre-pass must read to carry every reference into ``first..last``.
+    """Frames whose luma must be read to carry every reference into ``first..last``.
 
     A reference is carried frame by frame from its own frame, so one that lies outside the
     range but within ``MAX_REACH`` of it also needs the frames between it and the range: a
@@ -185,7 +191,7 @@ def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
         last: last frame processed.
 
     Returns:
-        The set of indices whose luma the pre-pass must read.
+        The set of indices whose luma must be read.
     """
     out: set[int] = set()
     for ref in references:

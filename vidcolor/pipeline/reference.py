@@ -16,10 +16,11 @@ confidence), so a restorer can paint some objects on a layer and leave the rest 
 A reference that matches too little of its frame (another shot, a wrong frame number) is left
 out with a warning; one with no colour, a tiny one, or two for one frame get a warning too.
 
-Hints are computed in a pre-pass over the frames each reference can reach (at render size), so
-the main pass stays a single forward stream. A frame range (``--frames``, a ``--resume`` segment,
-a farm chunk) also reads the frames between it and a reference that lies outside it but within
-reach, so its hints are those a run over the whole film gives it.
+Hints are built from the render-size luma of the frames each reference can reach, window by
+window as the run goes (``hint_windows``), so memory stays bounded however many references a
+film has. A frame range (``--frames``, a ``--resume`` segment, a farm chunk) also reads the
+frames between it and a reference that lies outside it but within reach, so its hints are
+those a run over the whole film gives it.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def _align(ref_luma: np.ndarray, ref_chroma: np.ndarray, frame_luma: np.ndarray,
 
 
 def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.ndarray], frame: int,
-              alpha: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+              alpha: np.ndarray | None = None, within: range | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Hints of one reference for every frame it reaches.
 
     Args:
@@ -233,6 +234,8 @@ def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.
         lumas: render-size luma of the frames around ``frame`` (index -> ``(h, w)``).
         frame: the frame the reference belongs to.
         alpha: ``(h, w)`` its opacity (confidence 0 where transparent), or None for opaque.
+        within: the frames whose hints are wanted; a walk stops once it is past them (``lumas``
+            may hold frames beyond them that other references cross). None: no limit.
 
     Returns:
         An iterator of (frame index, chroma ``(2, h, w)``, confidence ``(h, w)``), its own
@@ -246,6 +249,8 @@ def propagate(ref_luma: np.ndarray, ref_chroma: np.ndarray, lumas: dict[int, np.
         c, m, t = chroma, confidence, frame
         while (t + direction) in lumas and abs(t + direction - frame) <= MAX_REACH:
             nxt = t + direction
+            if within is not None and (nxt >= within.stop if direction > 0 else nxt < within.start):
+                break  # moving away from the wanted frames: nothing more to give
             if is_scene_cut(lumas[t], lumas[nxt]):
                 break  # a cut ends the reference's reach
             c, m = _carry(c, m, lumas[t], lumas[nxt])
@@ -289,7 +294,7 @@ class ReferenceHints:
         total: dict[int, np.ndarray] = {}
         best: dict[int, np.ndarray] = {}
         for image in references:
-            reached = propagate(image.luma, image.chroma, lumas, image.reference.frame, image.alpha)
+            reached = propagate(image.luma, image.chroma, lumas, image.reference.frame, image.alpha, keep)
             own = next(reached, None)  # the reference's own frame, aligned
             if own is None or not matches_its_frame(image, own[2]):
                 continue
@@ -332,7 +337,7 @@ def matches_its_frame(image: ReferenceImage, confidence: np.ndarray) -> bool:
 
 
 def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
-    """Frames whose luma the pre-pass must read to carry every reference into ``first..last``.
+    """Frames whose luma must be read to carry every reference into ``first..last``.
 
     A reference is carried frame by frame from its own frame, so one that lies outside the
     range but within ``MAX_REACH`` of it also needs the frames between it and the range: a
@@ -345,7 +350,7 @@ def reach(references: Iterable[Reference], first: int, last: int) -> set[int]:
         last: last frame processed.
 
     Returns:
-        The set of indices whose luma the pre-pass must read.
+        The set of indices whose luma must be read.
     """
     out: set[int] = set()
     for ref in references:

@@ -14,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -46,7 +47,8 @@ from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, model_style_names
 from vidcolor.pipeline.batch import LumaResizer, luma_to_unit, make_batch, render_shape, upsample_chroma_codes
 from vidcolor.pipeline.generate import ChromaGenerator, Pending
-from vidcolor.pipeline.reference import Reference, ReferenceHints, ReferenceImage, blend, parse_reference, reach, read_references
+from vidcolor.pipeline.hint_windows import HintReader, HintWindows
+from vidcolor.pipeline.reference import Reference, ReferenceImage, blend, parse_reference, read_references
 from vidcolor.pipeline.smooth import ChromaSmoother, warmup_frames
 from vidcolor.pipeline.style import style_code, style_offsets, styled_planes
 
@@ -399,8 +401,8 @@ def check_video_run(cfg: ColorizeConfig, info: MediaInfo, model: Generator | Non
     return plan, references
 
 
-def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list[ReferenceImage]) -> ReferenceHints:
-    """Pre-pass for references: read the luma of every frame they can reach and propagate.
+def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list[ReferenceImage]) -> HintWindows:
+    """The run's reference hints, built window by window as the stages ask for them.
 
     A frame range also reads the frames between it and any reference outside it within reach
     (see ``reach``), so a chunk's hints, and so its colours, are a whole run's.
@@ -411,17 +413,12 @@ def build_hints(cfg: ColorizeConfig, plan: VideoPlan, references: list[Reference
         references: the references read at render size (``check_video_run``).
 
     Returns:
-        Per-frame hints (empty without references).
+        A ``HintWindows`` (nothing is decoded without references); close it after the run.
     """
-    wanted = reach(plan.references, plan.decode_start, plan.end)
-    if not wanted:
-        return ReferenceHints({})
     video = plan.info.video
-    lumas = {}
-    for frame in iter_frames(cfg.input, plan.info, min(wanted), max(wanted), cfg.deinterlace):
-        if frame.index in wanted:
-            lumas[frame.index] = luma_to_unit(frame.y, video.bit_depth, video.full_range, plan.render)
-    return ReferenceHints.build(references, lumas, keep=range(plan.decode_start, plan.end + 1))
+    return HintWindows(plan.references, references, plan.decode_start, plan.end,
+                       decode=lambda start, end: iter_frames(cfg.input, plan.info, start, end, cfg.deinterlace),
+                       to_luma=lambda y: luma_to_unit(y, video.bit_depth, video.full_range, plan.render))
 
 
 def _decode_stage(stages: Stages, cfg: ColorizeConfig, plan: VideoPlan, stats: DecodeStats, out: queue.Queue) -> None:
@@ -448,7 +445,7 @@ def luma_on_device(generator: ChromaGenerator, plan: VideoPlan) -> LumaResizer |
     return LumaResizer(size, plan.render, video.bit_depth, video.full_range, generator.device)
 
 
-def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator, hints: ReferenceHints,
+def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator, hints: HintReader,
                     inq: queue.Queue, out: queue.Queue) -> None:
     video = plan.info.video
     pin = generator.cuda
@@ -484,7 +481,7 @@ def _generate_stage(stages: Stages, plan: VideoPlan, generator: ChromaGenerator,
     stages.put(out, _END)
 
 
-def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: ReferenceHints, style_matrix: str | None,
+def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: HintReader, style_matrix: str | None,
                   inq: queue.Queue, out: queue.Queue) -> None:
     smoother = ChromaSmoother(alpha)
     for frame, luma, chroma in stages.drain(inq):
@@ -541,8 +538,8 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     stats = DecodeStats()
     previews: list[tuple[np.ndarray, np.ndarray]] = []
     frames_written = 0
-    with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp:
-        hints = build_hints(cfg, plan, references)
+    with atomic_output(cfg.output, overwrite=cfg.overwrite, input_paths=[cfg.input]) as tmp, \
+            closing(build_hints(cfg, plan, references)) as hints:
         frame_range = (plan.start, plan.end) if cfg.frames else None
         if codec != cfg.codec and codec in HARDWARE_CODECS:
             log.info("encoding with %s, NVIDIA's hardware encoder (--codec x264 for the software one)", codec)
@@ -551,12 +548,13 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
             fmt = writer.format
             stages = Stages()
             decoded, generated, smoothed = (queue.Queue(QUEUE_FRAMES) for _ in range(3))
+            generate_hints, smooth_hints = hints.reader(), hints.reader()  # both before either stage asks
             # disable=None: no bar in a log file or pipe (tqdm's own test), only on a terminal.
             bar = tqdm(total=plan.end - plan.start + 1, unit="frame", disable=True if cfg.quiet else None, desc=Path(cfg.output).name, dynamic_ncols=True)
             try:
                 stages.spawn("decode", _decode_stage, stages, cfg, plan, stats, decoded)
-                stages.spawn("generate", _generate_stage, stages, plan, generator, hints, decoded, generated)
-                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, hints, fmt.matrix if styled else None,
+                stages.spawn("generate", _generate_stage, stages, plan, generator, generate_hints, decoded, generated)
+                stages.spawn("smooth", _smooth_stage, stages, plan, cfg.smooth, smooth_hints, fmt.matrix if styled else None,
                              generated, smoothed)
                 for frame, luma, out in stages.drain(smoothed):
                     if styled:

@@ -633,3 +633,20 @@ def test_sigterm_mid_run_stops_ray_removes_partials_and_says_what_is_kept(tmp_pa
                                   "command again to render only the missing ones")
     assert ("cancel", 10) in fake.calls and ("cancel", 20) in fake.calls and fake.calls[-1] == "shutdown"
     assert not partial.exists()
+
+
+def test_settings_that_change_no_pixels_stamp_alike():
+    """A restated default CRF, a CRF given to FFV1 (which takes none), --style natural and
+    --strength 0 write the same pixels, so their chunks must merge and be reused."""
+    from vidcolor.config import ColorizeConfig
+    from vidcolor.farm.chunks import render_settings
+
+    def settings(**kw):
+        return render_settings(ColorizeConfig(input="a.mkv", output="b.mkv", **kw), {"model": "m"})
+
+    assert settings(codec="x264") == settings(codec="x264", crf=16)
+    assert settings(codec="x264") != settings(codec="x264", crf=18)
+    assert settings(codec="ffv1") == settings(codec="ffv1", crf=30)
+    assert settings(codec="x264") == settings(codec="x264", style="natural") == \
+        settings(codec="x264", style="starry_night", strength=0.0)
+    assert settings(codec="x264") != settings(codec="x264", style="starry_night", strength=0.5)

@@ -291,9 +291,24 @@ def test_merge_refuses_chunks_stamped_with_another_source_or_other_settings(tmp_
     bare = _chunks(tmp_path / "bare", source.path, "mkv", "ffv1", ranges=[(4, 8)])
     with pytest.raises(UsageError, match=r"carries no record of its source and settings"):
         merge_chunks([good[0], *bare, good[2]], str(tmp_path / "m.mkv"))
-    with pytest.raises(UsageError, match=r"rendered from another file than .*other.mkv"):
-        merge_chunks(good, str(tmp_path / "m.mkv"), audio_from=str(other.path))
     assert not (tmp_path / "m.mkv").exists()
+
+
+def test_merge_takes_audio_from_a_remux_or_a_new_audio_track_with_a_warning(tmp_path, caplog):
+    """The film with a restored audio track (other bytes, the same frames) is what a restorer
+    merges with; it used to be refused as "another file". A film of other length still is."""
+    from vidcolor.io.stamp import make_stamp, source_fingerprint
+
+    source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True, audio="aac")
+    good = _stamped(tmp_path, source.path, RANGES, make_stamp(source_fingerprint(source.path), "a" * 16))
+    new_audio = make_clip(tmp_path / "restored.mkv", frames=12, lossless=True, audio="aac", seed=5)
+    report = merge_chunks(good, str(tmp_path / "m.mkv"), audio_from=str(new_audio.path))
+    assert report.frames == 12 and "not byte for byte the file" in caplog.text
+    assert read_packets(tmp_path / "m.mkv", "audio") == new_audio.audio_packets
+    longer = make_clip(tmp_path / "longer.mkv", frames=20, lossless=True, audio="aac")
+    with pytest.raises(UsageError):
+        merge_chunks(good, str(tmp_path / "n.mkv"), audio_from=str(longer.path))
+    assert not (tmp_path / "n.mkv").exists()
 
 
 def av_open(path):

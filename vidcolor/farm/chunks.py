@@ -265,10 +265,13 @@ def render_settings(cfg: Any, identity: Mapping[str, Any]) -> dict[str, Any]:
         A dict: model, codec, crf, render size, smoothing, style, references (by name, frame
         and content), deinterlace.
     """
+    from vidcolor.io.encode import effective_crf
     from vidcolor.pipeline.reference import reference_identity
+    from vidcolor.pipeline.style import effective_style
 
-    return {**identity, "codec": cfg.codec, "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
-            "style": cfg.style, "strength": cfg.strength,
+    style, strength = effective_style(cfg.style, cfg.strength)  # "natural" and strength 0 are no style
+    return {**identity, "codec": cfg.codec, "crf": effective_crf(cfg.codec, cfg.crf), "render_size": cfg.render_size,
+            "smooth": cfg.smooth, "style": style, "strength": strength,
             "references": [reference_identity(text) for text in cfg.references], "deinterlace": cfg.deinterlace}
 
 

@@ -51,6 +51,22 @@ log = logging.getLogger("vidcolor")
 CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1",
           "nvenc-h264": "h264_nvenc", "nvenc-hevc": "hevc_nvenc"}
 DEFAULT_CRF = {"x264": 16, "x265": 18, "nvenc-h264": 18, "nvenc-hevc": 20}
+
+
+def effective_crf(codec: str, crf: int | None) -> int | None:
+    """The quality setting an encoder really runs with, for comparing runs' settings.
+
+    Args:
+        codec: a vidcolor codec name (``"x264"``...), as written (not ``"auto"``).
+        crf: ``--crf`` as given, or None.
+
+    Returns:
+        The CRF (the codec's default when not given), or None for codecs that take none
+        (FFV1, ProRes), so an unused or restated ``--crf`` does not count as another setting.
+    """
+    if codec not in DEFAULT_CRF:
+        return None
+    return DEFAULT_CRF[codec] if crf is None else crf
 AUTO_CODEC = "auto"  # NVENC H.264 beside a CUDA model when it opens, x264 otherwise
 HARDWARE_CODECS = ("nvenc-h264", "nvenc-hevc")  # 8-bit 4:2:0 or 4:4:4 only (see output_format)
 

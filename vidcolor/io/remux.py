@@ -578,7 +578,8 @@ def _check_same_encoding(chunks: list[_Chunk]) -> None:
 
 def _check_same_stamp(chunks: list[_Chunk], source: str | None) -> None:
     """Refuse chunks rendered from different sources or with different settings, as their
-    stamps record (``vidcolor.io.stamp``), and, with ``source``, chunks of another file.
+    stamps record (``vidcolor.io.stamp``); with ``source``, warn when it is not the file the
+    chunks were rendered from (a remux or new audio is fine; the frame times are checked next).
 
     Chunks from before stamps existed carry none; they merge as before, but not among
     stamped ones (nothing would tell whether they match).
@@ -599,8 +600,13 @@ def _check_same_stamp(chunks: list[_Chunk], source: str | None) -> None:
             raise UsageError(f"chunk {chunk.path} was rendered with other settings than {first.path} (model, codec, "
                              "--crf, --render-size, --smooth, --style, --reference...); re-render it with the same options")
     if source is not None and parse_stamp(first.stamp)[0] != source_fingerprint(source):
-        raise UsageError(f"the chunks were rendered from another file than {source} (chunk {first.path}); "
-                         "give --audio-from the film they were rendered from")
+        # Not refused: a remux of the film, or the film with a restored or replaced audio track,
+        # differs in its bytes but not in its frames, and the coverage check that follows
+        # still refuses a film whose frame times are not the chunks'.
+        log.warning("%s is not byte for byte the file the chunks were rendered from (chunk %s): its audio, "
+                    "subtitles and tags are used as long as its frame times match the chunks'; if it is another "
+                    "film of the same length, give --audio-from the film the chunks were rendered from",
+                    source, first.path)
 
 
 def _check_no_gap(chunks: list[_Chunk]) -> None:

@@ -23,12 +23,13 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError
 from vidcolor.farm.chunks import ChunkLayout, check_manifest, format_range, plan_chunks, remove_chunks
 from vidcolor.io.atomic import check_output_path
-from vidcolor.io.encode import AUTO_CODEC, check_output_supported
+from vidcolor.io.encode import AUTO_CODEC, check_output_supported, effective_crf
 from vidcolor.io.probe import probe
 from vidcolor.io.remux import merge_chunks
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, read_model_card
 from vidcolor.pipeline.reference import reference_identity
+from vidcolor.pipeline.style import effective_style
 
 log = logging.getLogger("vidcolor")
 
@@ -50,12 +51,14 @@ def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) ->
         model_id = read_model_card(cfg.model).get("sha256") or str(cfg.model)
     else:
         model_id = f"in-memory {sum(p.numel() for p in model.parameters())} parameters"
+    codec = _segment_codec(cfg)  # what is written, not "auto"
+    style, strength = effective_style(cfg.style, cfg.strength)  # "natural" and strength 0 are no style
     return {
         "source": Path(cfg.input).name, "source_bytes": os.path.getsize(cfg.input), "source_frames": frame_count,
-        "model": model_id, "codec": _segment_codec(cfg),  # what is written, not "auto"
-        "crf": cfg.crf, "render_size": cfg.render_size, "smooth": cfg.smooth,
+        "model": model_id, "codec": codec,
+        "crf": effective_crf(codec, cfg.crf), "render_size": cfg.render_size, "smooth": cfg.smooth,
         # By name, frame and content: a reference painted again changes the pixels as a new model does.
-        "references": [reference_identity(text) for text in cfg.references], "style": cfg.style, "strength": cfg.strength,
+        "references": [reference_identity(text) for text in cfg.references], "style": style, "strength": strength,
         "segment_frames": cfg.segment_frames, "deinterlace": cfg.deinterlace,
     }
 

@@ -67,6 +67,22 @@ def style_code(style_names: tuple[str, ...], style: str | None, strength: float)
     return None if float(weights[0]) == 1.0 else weights
 
 
+def effective_style(style: str | None, strength: float | None) -> tuple[str | None, float | None]:
+    """``--style``/``--strength`` as they decide the pixels, for comparing runs' settings.
+
+    Args:
+        style: the requested name, or None.
+        strength: 0 to 1.
+
+    Returns:
+        ``(style, strength)``, or ``(None, None)`` for natural colour (no style, ``natural`` or
+        strength 0; see ``style_code``).
+    """
+    if style is None or style == "natural" or not strength:
+        return None, None
+    return style, strength
+
+
 def styled_rgb(maps: np.ndarray, seen_luma: np.ndarray) -> np.ndarray:
     """Apply (possibly smoothed) RGB coefficient maps to the luma the model saw.
 

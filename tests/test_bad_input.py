@@ -1095,3 +1095,29 @@ def test_atomic_output_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
     with atomic_output(tmp_path / "new.mkv") as tmp:
         tmp.write_bytes(b"new")
     assert (tmp_path / "new.mkv").read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 2
+
+
+def test_repeated_timestamps_are_refused_before_any_work(tmp_path, model_path):
+    """Two frames with one timestamp (a muxer's rounding to a coarse time base) stopped the run
+    at that frame, however late; the packet scan sees them anywhere, so probe names them and
+    colorize refuses at once."""
+    from fractions import Fraction
+
+    import av
+
+    src = tmp_path / "repeated.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.time_base = Fraction(1, 25)
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame.reformat(format="yuv420p")):
+                packet.dts, packet.pts = i, i + 1 if i != 9 else i  # frame 9 repeats frame 8's time
+                out.mux(packet)
+    report = invoke(["probe", src])
+    assert "timing problem: 1 frame repeats the timestamp of the frame before (the first at 0.360 s)" in report.stdout
+    out = tmp_path / "out.mkv"
+    error_line(invoke(colorize_args(src, out, model_path)), 3, "1 frame repeats the timestamp",
+               f"ffmpeg -r 24 -i {src}")
+    assert_nothing_written(out)

@@ -296,7 +296,8 @@ def _backwards(path, video, stamp: int, previous: int, position: int | None) -> 
     """The error for a frame whose timestamp is not after the previous frame's."""
     tb = video.time_base
     where = f"frame {position}, " if position is not None else ""
-    return TimestampError(path, f"the video's timestamps go backwards at {where}{float(stamp * tb):.3f} s "
+    verb = "repeat" if stamp == previous else "go backwards"
+    return TimestampError(path, f"the video's timestamps {verb} at {where}{float(stamp * tb):.3f} s "
                                 f"(after a frame at {float(previous * tb):.3f} s), so its timing is damaged; "
                                 + RETIME_ADVICE.format(path=shlex.quote(str(path))))
 

@@ -360,6 +360,25 @@ def scan_timestamps(path: str | os.PathLike, stream_index: int | None = None) ->
     return list(_scan_timestamps_cached(_file_key(path), stream_index))
 
 
+def _repeated_timestamps(path: str, stream_index: int, time_base: Fraction) -> str | None:
+    """Why the timing is damaged when two frames share a timestamp, else None.
+
+    Frames shown at the same instant cannot both be kept in order: the decoder would stop at
+    the second one mid-run. The packet scan sees them anywhere in the file (sampling for the
+    verdict may not), so ``colorize`` can refuse before any work.
+    """
+    from vidcolor.io.decode import RETIME_ADVICE  # decode imports this module
+
+    pts = scan_timestamps(path, stream_index)
+    repeated = [a for a, b in zip(pts, pts[1:]) if a == b]
+    if not repeated:
+        return None
+    count = len(repeated)
+    frames = f"{count} frames repeat" if count > 1 else "1 frame repeats"
+    return (f"{frames} the timestamp of the frame before (the first at {float(repeated[0] * time_base):.3f} s), "
+            "so its timing is damaged; " + RETIME_ADVICE.format(path=shlex.quote(path)))
+
+
 def _is_variable_rate(pts: list[int]) -> bool:
     """True when frame durations differ by more than timestamp rounding (one tick)."""
     durations = [b - a for a, b in zip(pts, pts[1:])]
@@ -802,13 +821,14 @@ def probe(path: str | os.PathLike, verdict: bool = True, sample_frames: int = 12
         duration = container.duration / 1_000_000 if container.duration is not None else None
         damage = _mp4_damage(p) if video.frame_count == 0 else None  # an index or media data cut short
         info = MediaInfo(path=str(p), format_name=container.format.name, duration_s=duration,
-                         video=video, others=others, verdict=None, chroma_stats={}, damage=damage)
+                         video=video, others=others, verdict=None, chroma_stats={}, damage=damage,
+                         timing_problem=_repeated_timestamps(str(p), stream.index, video.time_base))
     if verdict:
         try:
             result, stats = _verdict(info, sample_frames)
         except TimestampError as exc:  # reported by the caller (probe's report, colorize's refusal)
             result, stats = None, {"frames_sampled": 0, "reason": "the timing is damaged"}
-            info = replace(info, timing_problem=exc.detail)
+            info = replace(info, timing_problem=info.timing_problem or exc.detail)
         info = replace(info, verdict=result, chroma_stats=stats)
     return info
 

@@ -104,6 +104,9 @@ def test_probe_dv_flagged_interlaced_only_per_frame(tmp_path):
             out.mux(packet)
     video = probe(path, verdict=False).video
     assert video.interlaced and video.field_order == 5  # AV_FIELD_BT
+    # FFmpeg's average rate for raw DV is its time base's (60000 fps), not its frames' (was
+    # written into the output, and MP4/MOV refused it).
+    assert video.avg_rate == Fraction(30000, 1001)
 
 
 def test_probe_colour_metadata(tmp_path):

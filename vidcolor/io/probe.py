@@ -564,7 +564,7 @@ def _describe_video(container, stream, path: str) -> VideoStreamInfo:
     primaries, trc, colorspace, full = _color_names(ctx, first, decoder_fmt)
     pts = scan_timestamps(path, stream.index)
     interlaced, field_order = _field_order(ctx, first)
-    rate = stream.average_rate or stream.guessed_rate or _rate_from_pts(pts, stream.time_base)
+    rate = _frame_rate(stream, pts)
     return VideoStreamInfo(
         index=stream.index,
         codec=codec_name(stream),
@@ -640,6 +640,21 @@ def is_rgb_like(pix_fmt: str) -> bool:
     """
     fmt = av.video.format.VideoFormat(pix_fmt)
     return bool(fmt.is_rgb or fmt.has_palette)
+
+
+def _frame_rate(stream, pts: list[int]) -> Fraction | None:
+    """The stream's frame rate: FFmpeg's average rate, unless the frames' own timestamps say
+    otherwise (a raw DV file reports 60000 fps with its 1/60000 time base while its frames
+    are 2002 ticks apart), then FFmpeg's guess where it agrees with them, else theirs."""
+    measured = _rate_from_pts(pts, stream.time_base)
+
+    def agrees(rate) -> bool:
+        return bool(rate) and (measured is None or abs(Fraction(rate) / measured - 1) < Fraction(1, 100))
+
+    for rate in (stream.average_rate, stream.guessed_rate):
+        if agrees(rate):
+            return Fraction(rate)
+    return measured.limit_denominator(1001 * 1000) if measured else None
 
 
 def _rate_from_pts(pts: list[int], time_base) -> Fraction | None:

@@ -827,6 +827,26 @@ def test_interrupt_says_which_checkpoint_was_kept_and_how_to_resume(tmp_path, mo
     assert _run_folders(tmp_path / "runs") == ["0001-tiny"]
 
 
+def test_a_data_worker_killed_by_sigterm_is_the_interruption_it_is(tmp_path, monkeypatch):
+    """SIGTERM to the process group (a scheduler stopping the job) can kill a data-loading
+    worker before the main process's handler runs: PyTorch's "DataLoader worker ... killed by
+    signal: Terminated" was an internal error (exit 1) instead of exit 143 and the resume hint."""
+    import vidcolor.training.trainer as trainer_module
+
+    real_step = trainer_module.Trainer.train_step
+
+    def worker_killed(self, batch):
+        if self.step >= 3:
+            raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Terminated. ")
+        return real_step(self, batch)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", worker_killed)
+    result = _train(tmp_path, "--data", str(photo_folder(tmp_path)))
+    assert result.exit_code == 143, result.output
+    assert "terminated (SIGTERM) at step 3; the checkpoint of step 2 is kept" in result.stderr
+    assert "internal error" not in result.stderr
+
+
 def test_grey_data_and_unreadable_photos_are_named_in_one_warning(tmp_path):
     photos = tmp_path / "grey"
     photos.mkdir()

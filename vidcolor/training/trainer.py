@@ -178,6 +178,23 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)  # workers share few cores with the training process
 
 
+# PyTorch's words when a data-loading worker process dies of a signal. SIGTERM or Ctrl-C sent
+# to the whole process group (a job scheduler, a terminal) can reach a worker before the main
+# process's own handler runs, and then this error comes first.
+_WORKER_SIGNALLED = re.compile(r"DataLoader worker \(pid(?:\(s\))? [^)]*\) (?:is|exited) killed by signal: (Terminated|Interrupt)")
+
+
+def _worker_signal_as_interruption(exc: BaseException) -> BaseException:
+    """A data-loading worker killed by SIGTERM or SIGINT as the interruption it is (exit 143
+    or 130), not an internal error; anything else unchanged."""
+    match = _WORKER_SIGNALLED.search(str(exc)) if isinstance(exc, RuntimeError) else None
+    if match is None:
+        return exc
+    if match[1] == "Terminated":
+        return Interrupted("terminated (SIGTERM)", signal_exit_code=143)
+    return KeyboardInterrupt()
+
+
 class Trainer:
     """Owns one run: models, optimizers, data and the update order.
 
@@ -592,6 +609,7 @@ class Trainer:
         Returns:
             The exception to raise (an ``Interrupted`` for Ctrl-C).
         """
+        exc = _worker_signal_as_interruption(exc)
         interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
         kept = self.checkpoint_step is not None and (self.run_dir / CHECKPOINT_NAME).exists()
         if interrupted:

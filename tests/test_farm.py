@@ -7,6 +7,7 @@ cluster started once per pytest session and are skipped when Ray is not installe
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -200,12 +201,17 @@ def test_manifest_refuses_chunks_of_other_settings(tmp_path):
     # No chunk finished yet (the first run stopped early): other settings take the folder over.
     check_manifest(layout, {**settings_, "smooth": 0.7})
     check_manifest(layout, settings_)
-    (layout.folder / "other.000000-000009.mkv").write_bytes(b"another source's chunk")
-    (layout.folder / "film.000000-000009.mp4").write_bytes(b"another container's chunk")
     (layout.folder / ".film.000000-000009.partial-1a2b3c4d.mkv").write_bytes(b"unfinished")
-    assert not layout.has_chunks()
-    check_manifest(layout, {**settings_, "smooth": 0.8})
+    check_manifest(layout, {**settings_, "smooth": 0.8})  # a partial file is no finished chunk
     check_manifest(layout, settings_)
+    # Chunks of another source or container: the one manifest is theirs, and taking it over
+    # would orphan them (a renamed source did).
+    for name in ("other.000000-000009.mkv", "film.000000-000009.mp4"):
+        (layout.folder / name).write_bytes(b"another job's chunk")
+        assert not layout.has_chunks()
+        with pytest.raises(UsageError, match=rf"named after another source or container \({re.escape(name)};"):
+            check_manifest(layout, settings_)
+        (layout.folder / name).unlink()
     (layout.folder / "film.000000-000009.mkv").write_bytes(b"a finished chunk")
     assert layout.has_chunks()
     check_manifest(layout, dict(settings_))  # same settings: the chunks are reusable

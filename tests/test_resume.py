@@ -313,3 +313,28 @@ def test_resumed_mov_keeps_its_timecode_and_chapters(tmp_path):
         assert container.streams.video[0].metadata["timecode"] == TIMECODE
         assert [c["metadata"]["title"] for c in container.chapters()] == list(CHAPTER_TITLES)
     assert read_packets(out, "audio") == clip.audio_packets
+
+
+def test_segments_vouch_for_themselves_and_a_renamed_source_is_refused(tmp_path, monkeypatch):
+    """Segments carry a stamp: with the folder's manifest lost they were refused for good
+    ("no farm.json saying what made them"); and a source renamed between runs took the folder
+    over, orphaning the first job's segments and overwriting its manifest."""
+    from vidcolor.farm.chunks import MANIFEST_NAME
+    from vidcolor.models.weights import save_generator
+
+    save_generator(tiny_generator(), tmp_path / "model")
+    clip = make_clip(tmp_path / "film.mkv", frames=25, lossless=True, content="grey")
+    out = tmp_path / "out.mkv"
+    settings = dict(model=str(tmp_path / "model"))
+    calls = interrupt_segment(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        colorize(cfg(clip.path, out, **settings))
+    layout = segment_layout(cfg(clip.path, out, **settings))
+    (layout.folder / MANIFEST_NAME).unlink()
+    renamed = clip.path.rename(tmp_path / "film_v2.mkv")
+    with pytest.raises(UsageError, match=r"another source or container \(film.000000-000009.mkv; renamed since\?\)"):
+        colorize(cfg(renamed, out, **settings))
+    renamed.rename(clip.path)
+    calls["n"] = -100
+    colorize(cfg(clip.path, out, **settings))  # the finished segment's stamp vouches for it
+    assert calls["n"] == -100 + 2 and len(read_planes(out)) == 25

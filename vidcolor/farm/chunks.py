@@ -195,6 +195,15 @@ class ChunkLayout:
                 found.append(entry)
         return sorted(found)
 
+    def foreign_chunk_files(self) -> list[Path]:
+        """Finished chunks in the folder named after another source (or container), sorted:
+        the folder's one manifest is theirs, not this source's."""
+        if not self.folder.is_dir():
+            return []
+        ours = set(self.chunk_files())
+        return sorted(e for e in self.folder.iterdir()
+                      if e not in ours and parse_chunk_name(e.name) is not None and e.is_file())
+
     def has_chunks(self) -> bool:
         """Whether the folder holds a finished chunk of this source (any frame range)."""
         return bool(self.chunk_files())
@@ -306,11 +315,18 @@ def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: 
 
     Raises:
         UsageError: when the folder's manifest records different settings, naming the first,
-            or when it holds chunks with a foreign stamp, or neither a manifest nor a stamp.
+            or when it holds chunks with a foreign stamp, or neither a manifest nor a stamp, or
+            chunks named after another source.
     """
     if layout.folder.exists() and not layout.folder.is_dir():
         raise UsageError(f"{layout.folder} is a file, not a folder for chunks; {elsewhere}")
     layout.folder.mkdir(parents=True, exist_ok=True)
+    foreign = layout.foreign_chunk_files()
+    if foreign:
+        # One manifest per folder: taking it over would orphan those chunks (a renamed source
+        # wrote over the first job's manifest, which then refused its own chunks for good).
+        raise _refuse_chunks(layout, f"named after another source or container ({foreign[0].name}; renamed "
+                                     "since?)", f"{elsewhere} (or give the source its old name to continue that job)")
     path = layout.manifest_path()
     wanted = json.loads(json.dumps(dict(settings)))  # the form it has after a round trip
     chunks = layout.chunk_files()

@@ -89,7 +89,10 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
     check_output_supported(cfg.output, info, _segment_codec(cfg), copy_streams=True)
     plan = plan_chunks(info.video.frame_count, cfg.segment_frames)
     layout = segment_layout(cfg)
-    check_manifest(layout, _settings(cfg, info.video.frame_count, model), elsewhere="write to another output")
+    # Segments carry a stamp: those vouch for themselves where the manifest was lost.
+    stamp = run.chunk_stamp_for(cfg, _segment_codec(cfg), model)
+    check_manifest(layout, _settings(cfg, info.video.frame_count, model), elsewhere="write to another output",
+                   stamp=stamp)
     for stale in layout.partial_files(plan):
         stale.unlink(missing_ok=True)  # left by a run that stopped mid-segment
     todo = layout.unfinished(plan)
@@ -98,12 +101,14 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
     if todo and model is None:
         model, _ = load_generator(cfg.model)
     bar = tqdm(total=info.video.frame_count, initial=info.video.frame_count - sum(e - s + 1 for s, e in todo),
-               unit="frame", disable=cfg.quiet, desc=Path(cfg.output).name, dynamic_ncols=True)
+               unit="frame", disable=True if cfg.quiet else None, desc=Path(cfg.output).name, dynamic_ncols=True)
     rendered = 0
     try:
         for start, end in todo:
+            # The stamp checked above, not one made from the loaded weights (hashed, it would
+            # name the same model differently from its description and refuse the next run).
             segment = replace(cfg, output=str(layout.path((start, end))), frames=format_range((start, end)),
-                              resume=False, overwrite=True, quiet=True)
+                              resume=False, overwrite=True, quiet=True, chunk_stamp=stamp)
             rendered += run.run_video(segment, model, info).frames  # one probe serves every segment
             bar.update(end - start + 1)
     except (KeyboardInterrupt, Interrupted):

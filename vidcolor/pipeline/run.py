@@ -494,8 +494,18 @@ def _smooth_stage(stages: Stages, plan: VideoPlan, alpha: float, hints: HintRead
     stages.put(out, _END)
 
 
-def _chunk_stamp(cfg: ColorizeConfig, codec: str, model: Generator | None) -> str:
-    """The stamp of a chunk: the one farm handed down, else computed from the options."""
+def chunk_stamp_for(cfg: ColorizeConfig, codec: str, model: Generator | None) -> str:
+    """The stamp of a chunk (``vidcolor.io.stamp``): the one farm handed down, else computed
+    from the options.
+
+    Args:
+        cfg: the run's options.
+        codec: the codec the chunk is written with (not ``"auto"``).
+        model: the loaded generator, or None to identify ``cfg.model`` by its description.
+
+    Returns:
+        The stamp text.
+    """
     if cfg.chunk_stamp:
         return cfg.chunk_stamp
     from vidcolor.farm.chunks import chunk_stamp, model_identity, render_settings
@@ -525,7 +535,7 @@ def run_video(cfg: ColorizeConfig, model: Generator | None = None, info: MediaIn
     check_output_path(cfg.output, cfg.overwrite, [cfg.input, *(r.path for r in plan.references)])
     check_output_supported(cfg.output, info, codec, copy_streams=not plan.chunk)
     # A chunk records which source and settings made it, so farm and merge never mix chunks.
-    stamp = _chunk_stamp(cfg, codec, model) if plan.chunk else None
+    stamp = chunk_stamp_for(cfg, codec, model) if plan.chunk else None
     if model is None:
         model, _ = load_generator(cfg.model, device)
     weights = style_code(model.style_names, cfg.style, cfg.strength)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from vidcolor.errors import OutputError, UsageError
-from vidcolor.io.atomic import atomic_output
+from vidcolor.io.atomic import atomic_output, process_alive
 from vidcolor.io.stamp import make_stamp, read_stamp, settings_fingerprint, source_fingerprint
 
 FrameRange = tuple[int, int]  # (start, end), inclusive, 0-based
@@ -401,16 +401,6 @@ def tidy_folder(layout: ChunkLayout) -> None:
 # ----- one run at a time per folder -----------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists but is not ours (EPERM)
-    return True
-
-
 @contextmanager
 def folder_lock(layout: ChunkLayout, what: str = "farm") -> Iterator[None]:
     """Hold ``farm.lock`` in the chunk folder (created if needed) while the block runs.
@@ -442,7 +432,7 @@ def folder_lock(layout: ChunkLayout, what: str = "farm") -> Iterator[None]:
                 pid, where = int(held["pid"]), str(held["host"])
             except (OSError, ValueError, KeyError, TypeError):
                 held, pid, where = {}, -1, host  # unreadable: a writer killed mid-write
-            if where == host and (pid <= 0 or not _pid_alive(pid)):
+            if where == host and (pid <= 0 or not process_alive(pid)):
                 path.unlink(missing_ok=True)  # its process is gone: take over
                 continue
             since = f" since {held['since']}" if isinstance(held, dict) and held.get("since") else ""

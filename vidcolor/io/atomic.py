@@ -150,7 +150,15 @@ def temporary_name(final: Path) -> Path:
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (for files and locks left by dead runs).
+
+    Args:
+        pid: the process id.
+
+    Returns:
+        True when it runs (ours or another user's), False when no such process exists.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -183,7 +191,7 @@ def stale_partials(final: Path) -> list[Path]:
         if not (name.startswith(prefix) and name.endswith(final.suffix)):
             continue
         fields = name[len(prefix):len(name) - len(final.suffix)].split(".")
-        if len(fields) == 3 and fields[1].isdigit() and fields[2] == _HOST and not _process_alive(int(fields[1])):
+        if len(fields) == 3 and fields[1].isdigit() and fields[2] == _HOST and not process_alive(int(fields[1])):
             stale.append(entry)
     return stale
 

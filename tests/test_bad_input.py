@@ -1078,17 +1078,22 @@ def test_option_errors_are_one_line_from_the_installed_command():
 
 def test_atomic_output_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
     """Two runs to the same output without --overwrite: the second one's final rename used to
-    replace the first one's file silently (the existence check is only at the start)."""
+    replace the first one's file silently (the existence check is only at the start). Neither
+    run's work is lost: the second one's result is kept under a free name beside it."""
     from vidcolor.errors import OutputError
     from vidcolor.io.atomic import atomic_output
 
     final = tmp_path / "out.mkv"
-    with pytest.raises(OutputError, match=r"out.mkv appeared while this run was writing it .*--overwrite"):
+    with pytest.raises(OutputError, match=r"out.mkv appeared while this run was writing it .*not replaced; this "
+                                          r"run's result is kept as .*out\.vidcolor-[0-9a-f]{6}\.mkv$"):
         with atomic_output(final) as tmp:
             tmp.write_bytes(b"second run")
             final.write_bytes(b"first run")  # the other run finished meanwhile
     assert final.read_bytes() == b"first run"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv"]  # no temporary file left
+    names = sorted(p.name for p in tmp_path.iterdir())  # no temporary file left
+    assert len(names) == 2 and names[0] == "out.mkv" and names[1].startswith("out.vidcolor-")
+    assert (tmp_path / names[1]).read_bytes() == b"second run"
+    (tmp_path / names[1]).unlink()
     with atomic_output(final, overwrite=True) as tmp:  # --overwrite still replaces it
         tmp.write_bytes(b"replaced")
     assert final.read_bytes() == b"replaced"

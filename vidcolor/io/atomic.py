@@ -223,7 +223,19 @@ def _remove_quietly(path: Path) -> None:
 _NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES}
 
 
-def _appeared(final: Path) -> OutputError:
+def _appeared(temp: Path, final: Path) -> OutputError:
+    """The error for a final name taken while this run wrote; the finished work is kept under
+    a free visible name beside it (hours of rendering must not go because of a name clash)."""
+    for _ in range(100):
+        kept = final.with_name(f"{final.stem}.vidcolor-{secrets.token_hex(3)}{final.suffix}")
+        try:
+            os.link(temp, kept)
+        except FileExistsError:
+            continue
+        except OSError:
+            break  # no hard links here: the name check is all there is
+        return OutputError(f"{final} appeared while this run was writing it (another run to the same output?), so "
+                           f"it was not replaced; this run's result is kept as {kept}")
     return OutputError(f"{final} appeared while this run was writing it (another run to the same output?); "
                        "pass --overwrite to replace it")
 
@@ -247,12 +259,12 @@ def _move_into_place(temp: Path, final: Path, overwrite: bool) -> None:
         try:
             os.link(temp, final)
         except FileExistsError:
-            raise _appeared(final) from None
+            raise _appeared(temp, final) from None
         except OSError as exc:
             if exc.errno not in _NO_LINKS:
                 raise
             if os.path.lexists(final):
-                raise _appeared(final) from None
+                raise _appeared(temp, final) from None
             os.replace(temp, final)
             return
         _remove_quietly(temp)

@@ -1094,6 +1094,29 @@ def test_atomic_output_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
     assert len(names) == 2 and names[0] == "out.mkv" and names[1].startswith("out.vidcolor-")
     assert (tmp_path / names[1]).read_bytes() == b"second run"
     (tmp_path / names[1]).unlink()
+    # A file system without hard links (FAT, SMB, some FUSE mounts): the same, by rename.
+    import errno
+    import os
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    final.unlink()
+    real_link, os.link = os.link, no_links
+    try:
+        with pytest.raises(OutputError, match=r"this run's result is kept as .*out\.vidcolor-[0-9a-f]{6}\.mkv$"):
+            with atomic_output(final) as tmp:
+                tmp.write_bytes(b"third run")
+                final.write_bytes(b"first run")
+        kept = sorted(p for p in tmp_path.iterdir() if p.name.startswith("out.vidcolor-"))
+        assert [p.read_bytes() for p in kept] == [b"third run"] and final.read_bytes() == b"first run"
+        kept[0].unlink()
+        with atomic_output(tmp_path / "fresh.mkv") as tmp:  # no clash: renamed into place
+            tmp.write_bytes(b"fresh")
+        assert (tmp_path / "fresh.mkv").read_bytes() == b"fresh"
+        (tmp_path / "fresh.mkv").unlink()
+    finally:
+        os.link = real_link
     with atomic_output(final, overwrite=True) as tmp:  # --overwrite still replaces it
         tmp.write_bytes(b"replaced")
     assert final.read_bytes() == b"replaced"

@@ -493,10 +493,10 @@ def test_farm_reuses_only_chunks_a_manifest_or_their_stamp_vouches_for(tmp_path,
     assert not folder.exists()  # merged without --keep-chunks: the folder is gone
 
 
-def test_farm_with_another_chunk_size_leaves_no_old_chunks_behind(tmp_path, monkeypatch, film, model_path, caplog):
-    """A rerun with another --chunk-frames deleted farm.json but left the old chunks, even after
-    a successful merge; a later run then reused them unchecked. Now they are removed (same
-    settings, so nothing is lost but work) and the folder goes after the merge."""
+def test_farm_with_another_chunk_size_is_refused_and_keeps_the_chunks(tmp_path, monkeypatch, film, model_path):
+    """A rerun with another --chunk-frames used to delete farm.json and leave the old chunks (a
+    later run then reused them unchecked); removing them instead would lose finished work to a
+    typo. The chunk size is part of the folder's record: another one is refused, nothing removed."""
     import vidcolor.farm.ray_executor as executor
 
     monkeypatch.setattr(executor, "_render_on_ray", _render_in_process(model_path))
@@ -504,12 +504,13 @@ def test_farm_with_another_chunk_size_leaves_no_old_chunks_behind(tmp_path, monk
     kwargs = dict(model=model_path, quiet=True, **RENDER)
     run_farm(film.path, out, chunk_frames=CHUNK, keep_chunks=True, **kwargs)
     folder = tmp_path / "film_colour.chunks"
-    assert sorted(p.name for p in folder.iterdir()) == ["farm.json", *(chunk_name("film", r, ".mkv") for r in PLAN)]
-    with caplog.at_level(logging.INFO, logger="vidcolor"):
-        report = run_farm(film.path, out, chunk_frames=15, overwrite=True, **kwargs)
-    assert (report.rendered, report.reused) == ([(0, 14), (15, 29)], [])
-    assert "removing 3 chunks from" in caplog.text and "another --chunk-frames" in caplog.text
-    assert not folder.exists()
+    kept = ["farm.json", *(chunk_name("film", r, ".mkv") for r in PLAN)]
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    with pytest.raises(UsageError, match=rf"other settings \(chunk_frames: {CHUNK} then, 15 now\); delete that folder"):
+        run_farm(film.path, out, chunk_frames=15, overwrite=True, **kwargs)
+    assert sorted(p.name for p in folder.iterdir()) == kept
+    report = run_farm(film.path, out, chunk_frames=CHUNK, overwrite=True, **kwargs)  # the same job: all reused
+    assert report.rendered == [] and len(report.reused) == len(PLAN) and not folder.exists()
     assert len(read_planes(out)) == FRAMES
 
 
@@ -656,3 +657,17 @@ def test_settings_that_change_no_pixels_stamp_alike():
     assert settings(codec="x264") == settings(codec="x264", style="natural") == \
         settings(codec="x264", style="starry_night", strength=0.0)
     assert settings(codec="x264") != settings(codec="x264", style="starry_night", strength=0.5)
+
+
+def test_folder_of_an_older_vidcolor_is_refused_as_such(tmp_path):
+    """Its record compares other settings (a missing chunk size, strength 1.0 for no style) and
+    its chunks carry no stamp, so reuse would fail later, at the merge, or say "other settings"
+    though the user changed nothing."""
+    import json
+
+    layout = ChunkLayout(folder=tmp_path / "chunks", name="film", ext=".mkv")
+    layout.folder.mkdir()
+    (layout.folder / "farm.json").write_text(json.dumps({"format": "vidcolor-farm-chunks", "settings": {}}))
+    (layout.folder / "film.000000-000009.mkv").write_bytes(b"an old chunk")
+    with pytest.raises(UsageError, match=r"were made by an older vidcolor.*delete that folder to start over"):
+        check_manifest(layout, {"source": "film.mkv"})

@@ -863,3 +863,16 @@ def test_grey_data_and_unreadable_photos_are_named_in_one_warning(tmp_path):
     assert "cut.jpg" in warnings[0] and "junk.jpg" in warnings[0]
     assert "3 of 3 photos and 0 of 0 clips are grey" in warnings[1]
     assert "data: 3 photos" in (tmp_path / "runs" / "0001-tiny" / "log.txt").read_text()
+
+
+def test_jpeg_with_data_after_its_end_is_a_photo(tmp_path):
+    """A Motion Photo (an MP4 after the JPEG's end marker) or an editor's trailer was skipped as
+    a truncated JPEG, since the end marker was looked for in the last 4 kB only."""
+    from vidcolor.training.data import load_photo
+
+    ok, buf = cv2.imencode(".jpg", region_photo(1, size=64)[..., ::-1])
+    path = tmp_path / "motion.jpg"
+    path.write_bytes(buf.tobytes() + b"\x00ftypmp42" + bytes(200_000))
+    assert load_photo(path, 128) is not None
+    path.write_bytes(buf.tobytes()[: len(buf) // 2])  # cut short: still refused
+    assert load_photo(path, 128) is None

@@ -44,7 +44,11 @@ FrameRange = tuple[int, int]  # (start, end), inclusive, 0-based
 
 MANIFEST_NAME = "farm.json"
 LOCK_NAME = "farm.lock"
-MANIFEST_FORMAT = "vidcolor-farm-chunks"
+# Version 2: settings compare what changes pixels (effective CRF and style), farm records
+# --chunk-frames, chunks carry stamps. A folder of version 1 is refused as an older vidcolor's
+# (its unstamped chunks would pass its record, then fail merge's stamp check).
+MANIFEST_FORMAT = "vidcolor-farm-chunks-2"
+_OLDER_FORMATS = {"vidcolor-farm-chunks"}
 FAILED_ONCE_SUFFIX = ".failed-once"  # marker of the farm test hook (see ray_executor)
 _DIGITS = 6
 
@@ -336,6 +340,9 @@ def check_manifest(layout: ChunkLayout, settings: Mapping[str, Any], elsewhere: 
             saved = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             saved = None
+        if chunks and isinstance(saved, dict) and saved.get("format") in _OLDER_FORMATS:
+            raise UsageError(f"the chunks in {layout.folder} were made by an older vidcolor, whose record this one "
+                             f"cannot compare; delete that folder to start over, or {elsewhere}")
         if chunks and (not isinstance(saved, dict) or saved.get("format") != MANIFEST_FORMAT):
             raise UsageError(f"{path} is not a vidcolor farm manifest; {elsewhere}")
     if chunks and saved is not None:

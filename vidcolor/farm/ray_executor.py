@@ -550,13 +550,16 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
                "references": tuple(references), "force": force, "deinterlace": deinterlace, "chunk_stamp": stamp}
     with folder_lock(layout):
         # The manifest is written here, before any chunk, and removed only once no chunk is left.
+        # chunk_frames too: a mistyped --chunk-frames is refused here, before any finished chunk
+        # of the old plan could be removed as fitting no chunk of the new one.
         check_manifest(layout, {"source": Path(source).name, "source_bytes": os.path.getsize(source),
-                                "source_frames": info.video.frame_count, **settings}, stamp=stamp)
+                                "source_frames": info.video.frame_count, "chunk_frames": chunk_frames, **settings},
+                       stamp=stamp)
         for stale in layout.all_partial_files():  # the lock says no other run is writing them
             log.info("farm: removing %s, left by a worker that stopped mid-chunk", stale.name)
             stale.unlink(missing_ok=True)
         strays = layout.strays(plan)
-        if strays:  # same settings, another --chunk-frames: they fit no chunk of this plan
+        if strays:  # vouched for by their stamp alone (no manifest), made with another --chunk-frames
             log.info("farm: removing %s from %s: made with another --chunk-frames, they fit no chunk of this plan",
                      _count(len(strays), "chunk"), layout.folder)
             for stray in strays:

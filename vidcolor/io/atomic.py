@@ -219,21 +219,17 @@ def _remove_quietly(path: Path) -> None:
         pass  # cleanup must never hide the original error
 
 
-# link() failures that mean "this file system has no hard links", not "the name is taken".
-_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EACCES}
-
-
 def _appeared(temp: Path, final: Path) -> OutputError:
     """The error for a final name taken while this run wrote; the finished work is kept under
     a free visible name beside it (hours of rendering must not go because of a name clash)."""
     for _ in range(100):
         kept = final.with_name(f"{final.stem}.vidcolor-{secrets.token_hex(3)}{final.suffix}")
-        try:
-            os.link(temp, kept)
-        except FileExistsError:
+        if os.path.lexists(kept):
             continue
+        try:
+            os.rename(temp, kept)  # a fresh random name: a clash with a file made meanwhile is negligible
         except OSError:
-            break  # no hard links here: the name check is all there is
+            break
         return OutputError(f"{final} appeared while this run was writing it (another run to the same output?), so "
                            f"it was not replaced; this run's result is kept as {kept}")
     return OutputError(f"{final} appeared while this run was writing it (another run to the same output?); "
@@ -246,11 +242,12 @@ def _move_into_place(temp: Path, final: Path, overwrite: bool) -> None:
     With ``overwrite`` this is ``os.replace``. Without it, a file that appeared under the final
     name while this run was writing (a second run to the same output) must not be replaced:
     ``os.link`` creates the name only if it is free, atomically, then the temporary name goes.
-    Where the file system has no hard links, the existence check and ``os.replace`` are used
-    (a narrow race remains there).
+    Where linking fails for another reason (file systems without hard links: FAT, SMB, some
+    FUSE mounts), the existence check and ``os.replace`` are used (a narrow race remains there).
 
     Raises:
-        OutputError: the final name is taken (without ``overwrite``), or the rename fails.
+        OutputError: the final name is taken (without ``overwrite``; this run's result is then
+            kept beside it), or the rename fails.
     """
     try:
         if overwrite:
@@ -260,9 +257,7 @@ def _move_into_place(temp: Path, final: Path, overwrite: bool) -> None:
             os.link(temp, final)
         except FileExistsError:
             raise _appeared(temp, final) from None
-        except OSError as exc:
-            if exc.errno not in _NO_LINKS:
-                raise
+        except OSError:
             if os.path.lexists(final):
                 raise _appeared(temp, final) from None
             os.replace(temp, final)

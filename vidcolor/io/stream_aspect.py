@@ -47,12 +47,16 @@ class _Rational(ctypes.Structure):
 
 
 def _loaded_libavformat() -> list[str]:
-    """Paths of the libavformat PyAV uses: the one mapped into this process, else PyAV's own
-    bundled copy, else the system's."""
+    """Paths of the libavformat PyAV may use: those mapped into this process, else PyAV's own
+    bundled copy and the system's."""
     found: list[str] = []
     maps = Path("/proc/self/maps")
     if maps.exists():
+        # Only libraries already mapped (PyAV's, OpenCV's): loading another FFmpeg into the
+        # process just to look would bring in a library nothing uses.
         found += sorted({line.split()[-1] for line in maps.read_text().splitlines() if "libavformat" in line})
+        if found:
+            return found
     package = Path(av.__file__).parent
     for folder in (package.parent / "av.libs", package / ".dylibs"):
         found += sorted(str(p) for p in folder.glob("libavformat*"))
@@ -61,16 +65,21 @@ def _loaded_libavformat() -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _stream_class_address() -> int | None:
-    """Address of FFmpeg's AVStream class (``av_stream_get_class()``), or None when not found."""
+def _stream_class_addresses() -> tuple[int, ...]:
+    """Addresses of FFmpeg's AVStream class (``av_stream_get_class()``) in each libavformat
+    found; more than one can be mapped (OpenCV bundles its own), and only the one PyAV uses
+    matches its streams, which ``_av_stream_address`` checks."""
+    found = []
     for path in _loaded_libavformat():
         try:
             library = ctypes.CDLL(path)
             library.av_stream_get_class.restype = ctypes.c_void_p
-            return library.av_stream_get_class()
+            address = library.av_stream_get_class()
         except (OSError, AttributeError):
             continue
-    return None
+        if address and address not in found:
+            found.append(address)
+    return tuple(found)
 
 
 def _av_stream_address(stream) -> int | None:
@@ -79,9 +88,9 @@ def _av_stream_address(stream) -> int | None:
         return None
     if av.__version__.split(".")[0] not in _CHECKED_PYAV_MAJORS:
         return None  # an unchecked object layout: do not even read through it
-    stream_class = _stream_class_address()
+    classes = _stream_class_addresses()
     address = ctypes.c_void_p.from_address(id(stream) + _STREAM_PTR_OFFSET).value
-    if not stream_class or not address or ctypes.c_void_p.from_address(address).value != stream_class:
+    if not classes or not address or ctypes.c_void_p.from_address(address).value not in classes:
         return None
     if ctypes.c_int.from_address(address + _INDEX_OFFSET).value != stream.index:
         return None

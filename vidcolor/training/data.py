@@ -57,11 +57,12 @@ def _truncated_jpeg(path: Path) -> bool:
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return False
     try:
-        with open(path, "rb") as f:
-            f.seek(max(path.stat().st_size - 4096, 0))
-            return b"\xff\xd9" not in f.read()
+        data = path.read_bytes()
     except OSError:
         return False
+    # The end marker after the last start-of-scan, wherever it is: a Motion Photo or an
+    # editor's trailer appends data after it, which is not damage.
+    return data.find(b"\xff\xd9", max(data.rfind(b"\xff\xda"), 0)) < 0
 
 
 def load_photo(path: Path, max_side: int) -> np.ndarray | None:

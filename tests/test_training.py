@@ -646,6 +646,28 @@ def test_export_keeps_dots_in_the_name_and_refuses_a_missing_folder(tmp_path):
     assert not (tmp_path / "nowhere").exists() and _run_folders(tmp_path / "runs") == ["0001-tiny"]
 
 
+def test_export_never_replaces_a_model_that_appeared_during_training_nor_names_a_folder(tmp_path, monkeypatch):
+    """The export was checked before training, then written with a plain replace hours later;
+    and --export DIR wrote DIR.safetensors beside the folder, which --model DIR cannot find."""
+    import vidcolor.training.trainer as trainer_module
+
+    photos = photo_folder(tmp_path)
+    (tmp_path / "exp").mkdir()
+    folder = _train(tmp_path, "--data", str(photos), "--export", str(tmp_path / "exp"))
+    assert folder.exit_code == 2 and "is a folder; give a model name in it" in folder.stderr
+    real_train = trainer_module.Trainer.train
+
+    def train_while_someone_exports(self, *args, **kwargs):
+        (tmp_path / "exp" / "m.safetensors").write_bytes(b"another export")
+        return real_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train", train_while_someone_exports)
+    result = _train(tmp_path, "--data", str(photos), "--set", "steps_colorize=1", "--export", str(tmp_path / "exp" / "m"))
+    assert result.exit_code == 4 and "m.safetensors appeared during training" in result.stderr
+    assert "the trained model is" in result.stderr
+    assert (tmp_path / "exp" / "m.safetensors").read_bytes() == b"another export"
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc (a folder nobody can write into)")
 def test_export_into_a_folder_that_cannot_be_written_fails_before_training(tmp_path):
     photos = photo_folder(tmp_path)

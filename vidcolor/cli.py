@@ -17,7 +17,7 @@ import click
 
 from vidcolor.cli_common import OneLineErrorGroup, default_output, handle_errors, non_empty_path, render_options
 from vidcolor.config import DEFAULT_RENDER_SIZE
-from vidcolor.errors import UsageError
+from vidcolor.errors import OutputError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -112,6 +112,10 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
     model = trainer.train(stop_at=until)
     click.echo(f"model: {model}.safetensors (run {trainer.run_dir}, step {trainer.step})")
     if stem is not None:
+        taken = [path for path in model_files(stem) if path.exists()]
+        if taken and not overwrite:  # checked before training, but hours have passed
+            raise OutputError(f"{taken[0]} appeared during training (another export?), so it was not replaced; "
+                              f"the trained model is {model}.safetensors")
         try:
             save_generator(trainer.ema, stem, trainer.provenance(trainer.data_paths), dtype=torch.float16)
         except OSError as exc:  # the disk filled up during training: the run's model is kept

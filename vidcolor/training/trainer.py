@@ -142,6 +142,9 @@ def export_files(export: str | os.PathLike, overwrite: bool) -> Path:
     from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, check_output_path, write_failure
     from vidcolor.models.weights import model_files, model_stem
 
+    if Path(export).is_dir():  # NAME would become NAME.safetensors beside the folder
+        raise UsageError(f"--export {export} is a folder; give a model name in it, e.g. "
+                         f"{Path(export) / 'my_model'}")
     stem = model_stem(export)
     for path in model_files(stem):
         check_output_path(path, overwrite, what="--export")

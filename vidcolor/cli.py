@@ -18,6 +18,7 @@ import click
 from vidcolor.cli_common import OneLineErrorGroup, default_output, handle_errors, non_empty_path, render_options
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import OutputError, UsageError
+from vidcolor.wording import count_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -148,8 +149,7 @@ def colorize(input_path, output, frames, preview, resume, segment_frames, model,
     report = run_colorize(cfg)
     extra = f", preview {report.preview}" if report.preview else ""
     kept = "" if report.rendered is None else f" ({report.rendered} rendered now, the rest kept from before)"
-    frames = f"{report.frames} frame" + ("" if report.frames == 1 else "s")
-    click.echo(f"wrote {report.output}: {frames}{kept} in {report.seconds:.1f} s ({report.fps:.1f} fps){extra}")
+    click.echo(f"wrote {report.output}: {count_of(report.frames, 'frame')}{kept} in {report.seconds:.1f} s ({report.fps:.1f} fps){extra}")
 
 
 @main.command()

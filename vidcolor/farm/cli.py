@@ -9,11 +9,7 @@ from __future__ import annotations
 import click
 
 from vidcolor.cli_common import default_output, handle_errors, non_empty_path, render_options
-
-
-def count(n: int, noun: str) -> str:
-    """``1 chunk``, ``3 chunks``."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+from vidcolor.wording import count_of
 
 
 @click.command("merge")
@@ -36,8 +32,8 @@ def merge_command(chunks, output, audio_from, allow_gaps, overwrite) -> None:
     from vidcolor.io.remux import merge_chunks
 
     report = merge_chunks(list(chunks), output, audio_from=audio_from, overwrite=overwrite, allow_gaps=allow_gaps)
-    copied = f", {count(report.copied_streams, 'stream')} copied from {audio_from}" if audio_from else ""
-    click.echo(f"wrote {output}: {count(report.frames, 'frame')} from {count(report.chunks, 'chunk')}{copied}")
+    copied = f", {count_of(report.copied_streams, 'stream')} copied from {audio_from}" if audio_from else ""
+    click.echo(f"wrote {output}: {count_of(report.frames, 'frame')} from {count_of(report.chunks, 'chunk')}{copied}")
 
 
 @click.command("farm")
@@ -73,5 +69,5 @@ def farm_command(input_path, output, chunk_frames, address, workers, chunk_dir, 
                       style=style, strength=strength, references=tuple(references), force=force,
                       deinterlace=deinterlace, overwrite=overwrite, max_retries=max_retries)
     kept = f"; chunks kept in {report.chunk_dir}" if report.kept_chunks else ""
-    click.echo(f"wrote {report.output}: {count(report.frames, 'frame')} from {count(report.chunks, 'chunk')} "
+    click.echo(f"wrote {report.output}: {count_of(report.frames, 'frame')} from {count_of(report.chunks, 'chunk')} "
                f"({len(report.rendered)} rendered, {len(report.reused)} reused) in {report.seconds:.1f} s{kept}")

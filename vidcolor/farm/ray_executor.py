@@ -52,6 +52,7 @@ from vidcolor.errors import Interrupted, UsageError, VidcolorError
 from vidcolor.farm.chunks import (FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, chunk_stamp, folder_lock,
                                   format_range, model_identity, plan_chunks, remove_chunks, render_settings)
 from vidcolor.io.atomic import stale_partials
+from vidcolor.wording import count_of
 
 log = logging.getLogger("vidcolor")
 
@@ -561,12 +562,12 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
         strays = layout.strays(plan)
         if strays:  # vouched for by their stamp alone (no manifest), made with another --chunk-frames
             log.info("farm: removing %s from %s: made with another --chunk-frames, they fit no chunk of this plan",
-                     _count(len(strays), "chunk"), layout.folder)
+                     count_of(len(strays), "chunk"), layout.folder)
             for stray in strays:
                 stray.unlink(missing_ok=True)
         reused, todo = layout.finished(plan), layout.unfinished(plan)
         if reused:
-            log.info("farm: %d of %s already finished in %s", len(reused), _count(len(plan), "chunk"), layout.folder)
+            log.info("farm: %d of %s already finished in %s", len(reused), count_of(len(plan), "chunk"), layout.folder)
         if todo:
             _note_warmup(smooth, chunk_frames)
 
@@ -594,11 +595,6 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
                       merge_seconds=merge_seconds, workers=workers, results=results)
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 chunk``, ``2 chunks``."""
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _note_warmup(smooth: float, chunk_frames: int) -> None:
     from vidcolor.pipeline.smooth import warmup_frames
 
@@ -606,7 +602,7 @@ def _note_warmup(smooth: float, chunk_frames: int) -> None:
     if warm and chunk_frames < 4 * warm:
         log.info("farm: each chunk also decodes and smooths %d warm-up frames; chunks of %s "
                  "spend a large share of their time on them (use more --chunk-frames)", warm,
-                 _count(chunk_frames, "frame"))
+                 count_of(chunk_frames, "frame"))
 
 
 def _kept(layout: ChunkLayout, jobs: Sequence[ChunkJob], done: int) -> str:
@@ -614,7 +610,7 @@ def _kept(layout: ChunkLayout, jobs: Sequence[ChunkJob], done: int) -> str:
     n = done + len(layout.finished([(j.start, j.end) for j in jobs]))
     if n == 0:
         return "no chunk was finished yet"
-    return (f"{_count(n, 'finished chunk')} {'is' if n == 1 else 'are'} kept in {layout.folder}; run the same "
+    return (f"{count_of(n, 'finished chunk')} {'is' if n == 1 else 'are'} kept in {layout.folder}; run the same "
             "command again to render only the missing ones")
 
 
@@ -680,7 +676,7 @@ def _render_on_ray(ray, jobs: list[ChunkJob], model: Any, address: str | None, w
         codes = {code for _, _, code in failed}
         lines = "; ".join(f"{format_range(r)} ({reason})" for r, reason, _ in failed)
         kept = _kept(layout, jobs, done)
-        raise FarmError(f"{len(failed)} of {_count(total, 'chunk')} failed: {lines}. {kept[0].upper()}{kept[1:]}",
+        raise FarmError(f"{len(failed)} of {count_of(total, 'chunk')} failed: {lines}. {kept[0].upper()}{kept[1:]}",
                         failed=[(r, reason) for r, reason, _ in failed],
                         exit_code=codes.pop() if len(codes) == 1 else 1)
     return results, startup, render

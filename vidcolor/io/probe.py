@@ -21,6 +21,7 @@ import numpy as np
 
 from vidcolor.errors import InputError, TimestampError
 from vidcolor.matrices import matrix_from_ffmpeg
+from vidcolor.wording import count_of
 
 # ffmpeg's names for the colour enums (libavutil/pixdesc.c), indexed by their values.
 # "unspecified" and "reserved" values are absent and read as None.
@@ -882,10 +883,6 @@ def _format_rate(rate: Fraction | None) -> str:
     return f"{float(rate):.3f} fps ({rate.numerator}/{rate.denominator})"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
-
-
 def _subsampling_name(video: VideoStreamInfo) -> str:
     if video.is_gray:
         return "gray"
@@ -907,7 +904,7 @@ def _video_lines(video: VideoStreamInfo) -> list[str]:
     return [
         f"video #{video.index}: {video.codec} {video.width}x{video.height} {video.pix_fmt} "
         f"({video.bit_depth}-bit {_subsampling_name(video)}){sar}",
-        f"  timing: {_count(video.frame_count, 'frame')}, {_format_rate(video.avg_rate)}, {timing}, "
+        f"  timing: {count_of(video.frame_count, 'frame')}, {_format_rate(video.avg_rate)}, {timing}, "
         f"time base {video.time_base.numerator}/{video.time_base.denominator}",
         f"  colour: primaries {video.color_primaries or 'unspecified'}, "
         f"transfer {video.color_trc or 'unspecified'}, matrix {_matrix_words(video)}, "
@@ -942,7 +939,7 @@ def _verdict_line(info: MediaInfo) -> str:
     stats = info.chroma_stats
     if "mean_magnitude" not in stats:
         return f"verdict: {info.verdict} ({stats.get('reason', 'no chroma')})"
-    sampled = "" if info.is_still else f", {_count(stats['frames_sampled'], 'frame')} sampled"
+    sampled = "" if info.is_still else f", {count_of(stats['frames_sampled'], 'frame')} sampled"
     return (f"verdict: {info.verdict} (mean |chroma| {stats['mean_magnitude']:.4f}, "
             f"offset {stats['offset']:.4f}, spread {stats['spread']:.4f}{sampled})")
 

@@ -71,6 +71,7 @@ from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach,
 from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
 from vidcolor.pipeline.smooth import smooth_sequence
 from vidcolor.pipeline.style import style_code, style_offsets, styled_luma
+from vidcolor.wording import count_of
 
 log = logging.getLogger("vidcolor")
 
@@ -694,22 +695,18 @@ def _cell(value: float | None, scale: float, fmt: str) -> str:
     return fmt.format(value * scale)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _dataset_title(d: dict) -> str:
     if d["kind"] == "photos":
-        what = _plural(d["count"], "photo") + (f" in {_plural(len(d['members']), 'folder')}" if d["aggregate"] else "")
+        what = count_of(d["count"], "photo") + (f" in {count_of(len(d['members']), 'folder')}" if d["aggregate"] else "")
     elif d["kind"] == "clip":
         h, w = d["size"]
-        what = f"clip, {_plural(d['count'], 'frame')}, {w}x{h}"
+        what = f"clip, {count_of(d['count'], 'frame')}, {w}x{h}"
         if d.get("references"):
             what += ", true colours given at frame " + ", ".join(map(str, d["references"]))
         if d["count"] < 2:
             what += "; warp error and CDC need 2 frames or more (-)"
     else:
-        what = f"{_plural(len(d['members']), 'clip')}, {_plural(d['count'], 'frame')}"
+        what = f"{count_of(len(d['members']), 'clip')}, {count_of(d['count'], 'frame')}"
     if d.get("grey_truth"):
         what += "; grey ground truth: colour metrics do not apply (-)"
     if d.get("left_out"):

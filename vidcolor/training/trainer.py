@@ -39,6 +39,7 @@ from vidcolor.models.generator import build_generator
 from vidcolor.models.weights import load_generator, read_model_card, save_generator
 from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidcolor.training.data import DataOptions, PairDataset, is_grey, load_photo, load_sources, make_loader
+from vidcolor.wording import count_of
 
 log = logging.getLogger("vidcolor.train")  # the run's log.txt (and stderr with --quiet)
 console = logging.getLogger("vidcolor")  # the terminal, above a progress bar
@@ -362,8 +363,8 @@ class Trainer:
         t0 = time.time()
         photos, clips = load_sources(data_paths, cfg.crop, cfg.max_photo_side, cfg.max_video_frames,
                                      warn=lambda text: self.notice(text, warning=True))
-        log.info("data: %s, %s (%s) loaded in %.0f s", _count(len(photos), "photo"), _count(len(clips), "clip"),
-                 _count(sum(len(c) for c in clips), "frame"), time.time() - t0)
+        log.info("data: %s, %s (%s) loaded in %.0f s", count_of(len(photos), "photo"), count_of(len(clips), "clip"),
+                 count_of(sum(len(c) for c in clips), "frame"), time.time() - t0)
         options = DataOptions(cfg.crop, cfg.video_fraction, cfg.hint_probability, len(cfg.model.style_names), cfg.seed,
                               cfg.style_fraction)
         dataset = PairDataset(photos, clips, options)
@@ -635,11 +636,6 @@ class Trainer:
                 if isinstance(handler, logging.FileHandler):
                     handler.handle(record)
         return exc
-
-
-def _count(n: int, word: str) -> str:
-    """``1 photo``, ``2 photos``."""
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def discard_run_dir(run_dir: Path) -> None:

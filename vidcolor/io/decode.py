@@ -24,6 +24,7 @@ from vidcolor.errors import InputError, TimestampError
 from vidcolor.io.probe import (
     MediaInfo,
     ffmpeg_path,
+    is_image_format,
     open_input,
     planar_equivalent,
     probe,
@@ -384,8 +385,7 @@ def _still_via_ffmpeg(path: str) -> np.ndarray | None:
     try:
         with av.open(ffmpeg_path(path)) as container:
             # Only FFmpeg's image readers: a film named .png is a film, not its first frame.
-            image = container.format.name == "image2" or container.format.name.endswith("_pipe")
-            if not image or not container.streams.video:
+            if not is_image_format(container.format.name) or not container.streams.video:
                 return None
             frame = next(container.decode(video=0), None)
     except (av.error.FFmpegError, OSError, ValueError, StopIteration):

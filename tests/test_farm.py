@@ -208,12 +208,12 @@ def test_manifest_refuses_chunks_of_other_settings(tmp_path):
     # would orphan them (a renamed source did).
     for name in ("other.000000-000009.mkv", "film.000000-000009.mp4"):
         (layout.folder / name).write_bytes(b"another job's chunk")
-        assert not layout.has_chunks()
+        assert not layout.chunk_files()
         with pytest.raises(UsageError, match=rf"named after another source or container \({re.escape(name)};"):
             check_manifest(layout, settings_)
         (layout.folder / name).unlink()
     (layout.folder / "film.000000-000009.mkv").write_bytes(b"a finished chunk")
-    assert layout.has_chunks()
+    assert layout.chunk_files()
     check_manifest(layout, dict(settings_))  # same settings: the chunks are reusable
     with pytest.raises(UsageError, match=r"other settings \(smooth: 0.5 then, 0.8 now\).*--chunk-dir"):
         check_manifest(layout, {**settings_, "smooth": 0.8})

@@ -282,7 +282,7 @@ def test_a_bad_option_leaves_no_segment_folder_and_blocks_nothing(tmp_path, monk
     interrupt_segment(monkeypatch, 1)  # Ctrl-C during the first segment
     with pytest.raises(KeyboardInterrupt):
         colorize(cfg(clip.path, out, smooth=0.5), tiny_generator())
-    assert layout.folder.is_dir() and not layout.has_chunks()
+    assert layout.folder.is_dir() and not layout.chunk_files()
     colorize(cfg(clip.path, out), tiny_generator())  # other settings: nothing finished to mix with
     assert out.is_file() and not layout.folder.exists()
 

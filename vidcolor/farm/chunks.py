@@ -208,10 +208,6 @@ class ChunkLayout:
         return sorted(e for e in self.folder.iterdir()
                       if e not in ours and parse_chunk_name(e.name) is not None and e.is_file())
 
-    def has_chunks(self) -> bool:
-        """Whether the folder holds a finished chunk of this source (any frame range)."""
-        return bool(self.chunk_files())
-
     def strays(self, plan: Sequence[FrameRange]) -> list[Path]:
         """Finished chunks of this source whose range is not in ``plan`` (another ``--chunk-frames``)."""
         planned = set(self.paths(plan))

@@ -8,7 +8,6 @@ alone, so any script can use a model without the training code or config.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save
 
 from vidcolor.config import GeneratorConfig, from_dict, to_dict
 from vidcolor.errors import ConfigError, ModelError
+from vidcolor.io.stamp import file_sha256
 from vidcolor.models.generator import Generator, build_generator
 
 FORMAT = "vidcolor-generator"
@@ -28,14 +28,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_NAME = "default"
 RUN_MODEL_NAME = "model"  # a training run folder keeps its model as model.safetensors/.json
 MODEL_SUFFIXES = (".safetensors", ".json")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_model_path(name_or_path: str | os.PathLike) -> tuple[Path, Path]:
@@ -130,7 +122,7 @@ def save_generator(
             "format_version": FORMAT_VERSION,
             "config": to_dict(model.config),
             "parameters": sum(v.numel() for v in tensors.values()),
-            "sha256": _sha256(tmp_weights),
+            "sha256": file_sha256(tmp_weights),
             "provenance": provenance or {},
         }
         _write_file(tmp_json, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
@@ -201,7 +193,7 @@ def load_generator(name_or_path: str | os.PathLike = DEFAULT_NAME, device: str |
     if not weights_path.is_file():
         raise ModelError(f"{weights_path}: weights file not found")
     expected = meta.get("sha256")
-    if expected and _sha256(weights_path) != expected:
+    if expected and file_sha256(weights_path) != expected:
         raise ModelError(f"{weights_path}: weights do not match their checksum in {json_path.name}; the file is corrupt or truncated")
     try:
         config = from_dict(GeneratorConfig, meta.get("config", {}))

@@ -25,7 +25,6 @@ those a run over the whole film gives it.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from vidcolor.errors import InputError, UsageError
 from vidcolor.flow import checked_flow, is_scene_cut, warp
 from vidcolor.io.decode import read_still
 from vidcolor.io.probe import IMAGE_EXTENSIONS
+from vidcolor.io.stamp import file_sha256
 
 DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)
 MIN_CONFIDENCE = 0.05  # below this a reference stops propagating
@@ -378,14 +378,11 @@ def reference_identity(text: str) -> str:
         InputError: the image cannot be read.
     """
     ref = parse_reference(text)
-    digest = hashlib.sha256()
     try:
-        with open(ref.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        digest = file_sha256(ref.path)
     except OSError:
         raise InputError(f"reference {ref.path}: not found or not an image (give a PNG, JPEG or TIFF)") from None
-    return f"{Path(ref.path).name}@{ref.frame} sha256:{digest.hexdigest()}"
+    return f"{Path(ref.path).name}@{ref.frame} sha256:{digest}"
 
 
 def blend(chroma: np.ndarray, hint: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:

@@ -284,6 +284,23 @@ def render_settings(cfg: Any, identity: Mapping[str, Any]) -> dict[str, Any]:
             "references": [reference_identity(text) for text in cfg.references], "deinterlace": cfg.deinterlace}
 
 
+def job_settings(source: str | os.PathLike, frame_count: int, render: Mapping[str, Any], **plan: int) -> dict[str, Any]:
+    """What a chunk folder's manifest records: the source, how the film is cut, and the
+    settings that change pixels.
+
+    Args:
+        source: the source film.
+        frame_count: its frames.
+        render: ``render_settings`` of the job.
+        plan: the chunk length, as ``chunk_frames=N`` (farm) or ``segment_frames=N`` (``--resume``).
+
+    Returns:
+        JSON-friendly settings (see ``check_manifest``).
+    """
+    return {"source": Path(source).name, "source_bytes": os.path.getsize(source), "source_frames": frame_count,
+            **plan, **render}
+
+
 def chunk_stamp(source: str | os.PathLike, settings: Mapping[str, Any]) -> str:
     """The stamp chunks of ``source`` rendered with ``settings`` carry (``vidcolor.io.stamp``)."""
     return make_stamp(source_fingerprint(source), settings_fingerprint(settings))

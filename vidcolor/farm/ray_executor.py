@@ -50,7 +50,8 @@ from tqdm import tqdm
 from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError, VidcolorError
 from vidcolor.farm.chunks import (FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, chunk_stamp, folder_lock,
-                                  format_range, model_identity, plan_chunks, remove_chunks, render_settings)
+                                  format_range, job_settings, model_identity, plan_chunks, remove_chunks,
+                                  render_settings)
 from vidcolor.io.atomic import stale_partials
 from vidcolor.wording import count_of
 
@@ -553,8 +554,7 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
         # The manifest is written here, before any chunk, and removed only once no chunk is left.
         # chunk_frames too: a mistyped --chunk-frames is refused here, before any finished chunk
         # of the old plan could be removed as fitting no chunk of the new one.
-        check_manifest(layout, {"source": Path(source).name, "source_bytes": os.path.getsize(source),
-                                "source_frames": info.video.frame_count, "chunk_frames": chunk_frames, **settings},
+        check_manifest(layout, job_settings(source, info.video.frame_count, settings, chunk_frames=chunk_frames),
                        stamp=stamp)
         for stale in layout.all_partial_files():  # the lock says no other run is writing them
             log.info("farm: removing %s, left by a worker that stopped mid-chunk", stale.name)

@@ -12,7 +12,6 @@ refused rather than mixed.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,15 +20,14 @@ from tqdm import tqdm
 
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError
-from vidcolor.farm.chunks import ChunkLayout, check_manifest, format_range, plan_chunks, remove_chunks
+from vidcolor.farm.chunks import (ChunkLayout, check_manifest, chunk_stamp, format_range, job_settings, model_identity,
+                                  plan_chunks, remove_chunks, render_settings)
 from vidcolor.io.atomic import check_output_path
-from vidcolor.io.encode import AUTO_CODEC, check_output_supported, effective_crf
+from vidcolor.io.encode import AUTO_CODEC, check_output_supported
 from vidcolor.io.probe import probe
 from vidcolor.io.remux import merge_chunks
 from vidcolor.models.generator import Generator
-from vidcolor.models.weights import load_generator, read_model_card
-from vidcolor.pipeline.reference import reference_identity
-from vidcolor.pipeline.style import effective_style
+from vidcolor.models.weights import load_generator
 
 log = logging.getLogger("vidcolor")
 
@@ -43,24 +41,6 @@ def segment_layout(cfg: ColorizeConfig) -> ChunkLayout:
 def _segment_codec(cfg: ColorizeConfig) -> str:
     """The codec segments are written with: they are portable outputs, so "auto" is x264."""
     return "x264" if cfg.codec == AUTO_CODEC else cfg.codec
-
-
-def _settings(cfg: ColorizeConfig, frame_count: int, model: Generator | None) -> dict:
-    """What decides the segments' pixels; a rerun with other values is refused."""
-    if model is None:
-        model_id = read_model_card(cfg.model).get("sha256") or str(cfg.model)
-    else:
-        model_id = f"in-memory {sum(p.numel() for p in model.parameters())} parameters"
-    codec = _segment_codec(cfg)  # what is written, not "auto"
-    style, strength = effective_style(cfg.style, cfg.strength)  # "natural" and strength 0 are no style
-    return {
-        "source": Path(cfg.input).name, "source_bytes": os.path.getsize(cfg.input), "source_frames": frame_count,
-        "model": model_id, "codec": codec,
-        "crf": effective_crf(codec, cfg.crf), "render_size": cfg.render_size, "smooth": cfg.smooth,
-        # By name, frame and content: a reference painted again changes the pixels as a new model does.
-        "references": [reference_identity(text) for text in cfg.references], "style": style, "strength": strength,
-        "segment_frames": cfg.segment_frames, "deinterlace": cfg.deinterlace,
-    }
 
 
 def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
@@ -89,10 +69,13 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
     check_output_supported(cfg.output, info, _segment_codec(cfg), copy_streams=True)
     plan = plan_chunks(info.video.frame_count, cfg.segment_frames)
     layout = segment_layout(cfg)
-    # Segments carry a stamp: those vouch for themselves where the manifest was lost.
-    stamp = run.chunk_stamp_for(cfg, _segment_codec(cfg), model)
-    check_manifest(layout, _settings(cfg, info.video.frame_count, model), elsewhere="write to another output",
-                   stamp=stamp)
+    # The options that change pixels, identified once: for the manifest and for the stamp that
+    # segments carry (which vouches for them where the manifest was lost).
+    render = render_settings(replace(cfg, codec=_segment_codec(cfg)),
+                             model_identity(model if model is not None else cfg.model))
+    stamp = chunk_stamp(cfg.input, render)
+    settings = job_settings(cfg.input, info.video.frame_count, render, segment_frames=cfg.segment_frames)
+    check_manifest(layout, settings, elsewhere="write to another output", stamp=stamp)
     for stale in layout.partial_files(plan):
         stale.unlink(missing_ok=True)  # left by a run that stopped mid-segment
     todo = layout.unfinished(plan)

@@ -245,7 +245,7 @@ def value_for(key: str):
         return st.floats(0, 1)
     if key in BELOW_ONE:
         return st.floats(0, 1, exclude_max=True)
-    if key in ("lr_g", "lr_d"):
+    if key in ("lr_g", "lr_d", "encoder_lr_scale"):
         return st.floats(min_value=0, exclude_min=True, allow_infinity=False)
     assert key.startswith("loss.lambda_"), key
     return st.floats(min_value=0, allow_infinity=False)

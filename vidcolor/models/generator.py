@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidcolor.config import GeneratorConfig
+from vidcolor.models.efficientnet import TAP_CHANNELS, EfficientNetLite0
 
 
 class FiLM(nn.Module):
@@ -62,18 +63,32 @@ def _act(x: torch.Tensor) -> torch.Tensor:
 class Generator(nn.Module):
     """U-Net generator with chroma and RGB heads (see module docstring).
 
+    Two encoders share the decoder's shape, the heads and everything after them:
+
+    - ``"unet"``: the light from-scratch encoder of the module docstring.
+    - ``"efficientnet_lite0"``: an ImageNet-trained EfficientNet-Lite0 trunk (luma replicated
+      to RGB) whose features at strides 4-32 feed the decoder through 1x1 laterals; the hints
+      enter twice, added to the trunk's stem (stride 2) and to the decoder's last level
+      (stride 4), both through zero-initialised convolutions, so a fresh model starts as the
+      pretrained trunk and the hint path cannot be lost in the trunk. The trunk's batch norms
+      always use their stored statistics (frames stay independent of their batch).
+
     Args:
-        base_channels: channels at the stem level.
-        levels: encoder levels below the stem, each halving the size and doubling channels.
+        base_channels: channels at the stem level (the decoder's last level).
+        levels: encoder levels below the stem, each halving the size and doubling channels
+            (3 with the EfficientNet encoder: strides 4 to 32).
         max_channels: cap on channels per level.
-        stem_factor: pixel-unshuffle factor; coefficients are predicted at 1/stem_factor.
+        stem_factor: pixel-unshuffle factor; coefficients are predicted at 1/stem_factor
+            (4 with the EfficientNet encoder).
         blocks: residual blocks per level.
         style_dim: size of a style code.
         z_dim: size of the noise vector added at the bottleneck.
         style_names: names of the styles; index 0 is natural colour.
+        encoder: "unet" or "efficientnet_lite0".
     """
 
     IN_CHANNELS = 4  # luma, hint Cb, hint Cr, hint mask
+    ENCODERS = ("unet", "efficientnet_lite0")
 
     def __init__(
         self,
@@ -85,9 +100,13 @@ class Generator(nn.Module):
         style_dim: int = 64,
         z_dim: int = 32,
         style_names: tuple[str, ...] | list[str] = ("natural",),
+        encoder: str = "unet",
     ):
         super().__init__()
         assert levels >= 1 and stem_factor >= 1 and base_channels >= 4
+        assert encoder in self.ENCODERS, f"unknown encoder {encoder!r}"
+        if encoder == "efficientnet_lite0":
+            assert levels == 3 and stem_factor == 4, "the EfficientNet encoder has levels 3 and stem_factor 4"
         self.config = GeneratorConfig(
             base_channels=base_channels,
             levels=levels,
@@ -97,21 +116,36 @@ class Generator(nn.Module):
             style_dim=style_dim,
             z_dim=z_dim,
             style_names=tuple(style_names),
+            encoder=encoder,
         )
+        self.encoder_kind = encoder
         self.stem_factor = stem_factor
         self.z_dim = z_dim
         self.multiple = stem_factor * 2**levels  # input sizes are padded to this
         chans = [min(base_channels * 2**i, max_channels) for i in range(levels + 1)]
 
         self.unshuffle = nn.PixelUnshuffle(stem_factor)
-        self.stem = nn.Conv2d(self.IN_CHANNELS * stem_factor**2, chans[0], 3, padding=1)
-        self.stem_blocks = nn.Sequential(*[ResBlock(chans[0]) for _ in range(blocks)])
-        self.down = nn.ModuleList(
-            nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(levels)
-        )
-        self.down_blocks = nn.ModuleList(
-            nn.Sequential(*[ResBlock(chans[i + 1]) for _ in range(blocks)]) for i in range(levels)
-        )
+        if encoder == "unet":
+            self.stem = nn.Conv2d(self.IN_CHANNELS * stem_factor**2, chans[0], 3, padding=1)
+            self.stem_blocks = nn.Sequential(*[ResBlock(chans[0]) for _ in range(blocks)])
+            self.down = nn.ModuleList(
+                nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(levels)
+            )
+            self.down_blocks = nn.ModuleList(
+                nn.Sequential(*[ResBlock(chans[i + 1]) for _ in range(blocks)]) for i in range(levels)
+            )
+        else:
+            self.encoder = EfficientNetLite0(classifier=False)
+            hints = self.IN_CHANNELS - 1
+            self.hint_stem = nn.Conv2d(hints, self.encoder._bn0.num_features, 3, stride=2, padding=1)
+            self.hint_last = nn.Conv2d(hints * stem_factor**2, chans[0], 3, padding=1)
+            self.lateral = nn.ModuleList(nn.Conv2d(TAP_CHANNELS[4 * 2**i], chans[i], 1) for i in range(levels + 1))
+            self.level_blocks = nn.ModuleList(
+                nn.Sequential(*[ResBlock(chans[i]) for _ in range(blocks)]) for i in range(levels + 1)
+            )
+            for conv in (self.hint_stem, self.hint_last):
+                nn.init.zeros_(conv.weight)
+                nn.init.zeros_(conv.bias)
         self.z_proj = nn.Linear(z_dim, chans[levels])
         self.style_embedding = nn.Embedding(len(style_names), style_dim)
         nn.init.normal_(self.style_embedding.weight, std=0.5)
@@ -127,6 +161,15 @@ class Generator(nn.Module):
         for head in (self.chroma_head, self.rgb_head):
             nn.init.normal_(head.weight, std=1e-3)
             nn.init.zeros_(head.bias)
+
+    def train(self, mode: bool = True) -> "Generator":
+        """Train or eval mode; the pretrained trunk's batch norms stay on their statistics."""
+        super().train(mode)
+        if self.encoder_kind != "unet":
+            for module in self.encoder.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
 
     @property
     def style_names(self) -> tuple[str, ...]:
@@ -184,12 +227,16 @@ class Generator(nn.Module):
         if hint_mask is None:
             hint_mask = luma.new_zeros(b, 1, h, w)
         assert hint_chroma.shape == (b, 2, h, w) and hint_mask.shape == (b, 1, h, w)
-        x = torch.cat((luma - 0.5, hint_chroma, hint_mask), dim=1)
-        x = self.stem_blocks(_act(self.stem(self.unshuffle(x))))
-        skips = [x]
-        for down, blocks in zip(self.down, self.down_blocks):
-            x = blocks(_act(down(x)))
-            skips.append(x)
+        if self.encoder_kind == "unet":
+            x = torch.cat((luma - 0.5, hint_chroma, hint_mask), dim=1)
+            x = self.stem_blocks(_act(self.stem(self.unshuffle(x))))
+            skips = [x]
+            for down, blocks in zip(self.down, self.down_blocks):
+                x = blocks(_act(down(x)))
+                skips.append(x)
+        else:
+            skips = self._pretrained_skips(luma, torch.cat((hint_chroma, hint_mask), dim=1))
+            x = skips[-1]
         s = self.style_vector(style, b, luma.device)
         if z is None:
             # Zeros, not "skip": the projection's bias was present at every training step.
@@ -197,16 +244,34 @@ class Generator(nn.Module):
         assert z.shape == (b, self.z_dim), f"z must be [B, {self.z_dim}]"
         x = x + self.z_proj(z).unsqueeze(-1).unsqueeze(-1)
         x = self.bottleneck_film(x, s)
-        for i in reversed(range(len(self.down))):
+        for i in reversed(range(len(skips) - 1)):
             x = F.interpolate(x, size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
             x = self.up_reduce[i](x) + skips[i]
             x = self.up_film[i](_act(self.up_conv[i](x)), s)
+        if self.encoder_kind != "unet":
+            x = x + self.hint_last(self.unshuffle(torch.cat((hint_chroma, hint_mask), dim=1)))
         out = {}
         if "chroma" in heads:
             out["chroma"] = self.chroma_head(x)
         if "rgb" in heads:
             out["rgb"] = self.rgb_head(x)
         return out
+
+    def _pretrained_skips(self, luma: torch.Tensor, hints: torch.Tensor) -> list[torch.Tensor]:
+        """The EfficientNet trunk's features at strides 4 to 32, as decoder levels.
+
+        Args:
+            luma: [B, 1, H, W] in [0, 1].
+            hints: [B, 3, H, W] hint chroma and mask.
+
+        Returns:
+            [B, chans[i], H/(4·2^i), W/(4·2^i)] for i = 0..levels.
+        """
+        rgb = EfficientNetLite0.normalise(luma).expand(-1, 3, -1, -1)
+        stem = self.encoder.stem(rgb) + self.hint_stem(hints)
+        feats = self.encoder.features(rgb, strides=(4, 8, 16, 32), stem=stem)
+        return [blocks(_act(lat(feats[4 * 2**i])))
+                for i, (lat, blocks) in enumerate(zip(self.lateral, self.level_blocks))]
 
     @staticmethod
     def upsample_coefficients(coeffs: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -34,7 +34,8 @@ from vidcolor.errors import InputError, Interrupted, OutputError, TrainingError,
 from vidcolor.losses.objective import Objective
 from vidcolor.losses.perceptual import gram
 from vidcolor.models.discriminator import build_discriminator
-from vidcolor.models.features import load_vgg_features
+from vidcolor.models.efficientnet import trunk_state
+from vidcolor.models.features import lite0_imagenet_state, load_loss_features
 from vidcolor.models.generator import build_generator
 from vidcolor.models.weights import load_generator, read_model_card, save_generator
 from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -231,15 +232,23 @@ class Trainer:
         self.generator = build_generator(config.model).to(self.device)
         if config.init_from and initialise:
             self._init_generator(config.init_from)
+        elif initialise and config.model.encoder == "efficientnet_lite0":
+            state, path = lite0_imagenet_state()
+            self.generator.encoder.load_state_dict(trunk_state(state))
+            log.info("generator encoder initialised from ImageNet EfficientNet-Lite0 (%s)", path)
         self.discriminator = build_discriminator(config.discriminator).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
+        # A pretrained trunk is fine-tuned more gently than the layers that start from scratch.
+        encoder = [p for n, p in self.generator.named_parameters() if n.startswith("encoder.")]
+        rest = [p for n, p in self.generator.named_parameters() if not n.startswith("encoder.")]
+        groups = [{"params": rest}] + ([{"params": encoder, "lr": config.lr_g * config.encoder_lr_scale}] if encoder else [])
+        self.opt_g = torch.optim.Adam(groups, lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.vgg = load_vgg_features(config.loss.vgg_weights, config.loss.vgg_layers).to(self.device)
-        log.info("VGG16 features: %s%s", self.vgg.source,
-                 "" if self.vgg.source.startswith("imagenet") else " (ImageNet weights not in the torch cache)")
+        self.vgg = load_loss_features(config.loss).to(self.device)
+        log.info("loss features: %s%s", self.vgg.source,
+                 "" if "imagenet" in self.vgg.source else " (ImageNet weights not in the torch cache)")
         self.objective = Objective(config.loss, self.vgg, self._style_grams())
         self.step = 0
         self.checkpoint_step: int | None = None  # step of the checkpoint on disk

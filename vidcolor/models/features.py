@@ -1,4 +1,4 @@
-"""VGG16 feature extractor for the perceptual and style losses.
+"""Frozen feature networks for the perceptual and style losses: VGG16 or EfficientNet-Lite0.
 
 ImageNet weights are used only when they are already on disk (the torch hub cache or a path
 given by the user): nothing is ever downloaded. Otherwise a VGG16 initialised from a fixed
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from vidcolor.errors import ConfigError, ModelError
+from vidcolor.models.efficientnet import EfficientNetLite0, trunk_state
 
 IMAGENET_FILE = "vgg16-397923af.pth"  # torchvision's file name for ImageNet VGG16
 RANDOM_SEED = 0
@@ -196,8 +197,6 @@ class Lite0Features(nn.Module):
 
     def __init__(self, layers: tuple[str, ...] = ("stride2", "stride4", "stride8")):
         super().__init__()
-        from vidcolor.models.efficientnet import EfficientNetLite0, trunk_state
-
         unknown = [name for name in layers if name not in LITE0_LAYERS]
         if unknown:
             raise ConfigError(f"config key 'loss.lite0_layers': unknown layer {unknown[0]!r} "

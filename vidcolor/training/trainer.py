@@ -247,8 +247,11 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.vgg = load_loss_features(config.loss).to(self.device)
-        log.info("loss features: %s%s", self.vgg.source,
-                 "" if "imagenet" in self.vgg.source else " (ImageNet weights not in the torch cache)")
+        if config.loss.features == "vgg16":
+            log.info("VGG16 features: %s%s", self.vgg.source,
+                     "" if self.vgg.source.startswith("imagenet") else " (ImageNet weights not in the torch cache)")
+        else:
+            log.info("EfficientNet-Lite0 features: %s", self.vgg.source)
         self.objective = Objective(config.loss, self.vgg, self._style_grams())
         self.step = 0
         self.checkpoint_step: int | None = None  # step of the checkpoint on disk

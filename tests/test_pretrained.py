@@ -237,3 +237,20 @@ def test_a_new_run_starts_its_encoder_from_imagenet_and_init_from_continues_a_mo
     luma = rgb_to_luma(torch.rand(1, 3, 64, 64))
     with torch.no_grad():
         assert torch.isfinite(second.ema(luma)["chroma"]).all()
+
+
+def test_inference_copy_folds_the_batch_norms_and_keeps_the_output():
+    torch.manual_seed(5)
+    g = Generator(**LITE0).eval()
+    for m in g.modules():  # statistics unlike the identity, so folding has something to do
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    folded = g.for_inference()
+    assert folded is not g and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())  # the model itself is untouched
+    luma = torch.rand(2, 1, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(folded(luma)["chroma"], g(luma)["chroma"], atol=1e-6)
+    unet = Generator(base_channels=8, levels=2, max_channels=16, stem_factor=2, style_dim=8, z_dim=4)
+    assert unet.for_inference() is unet

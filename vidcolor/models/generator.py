@@ -17,12 +17,14 @@ No I/O here: weights are loaded by ``vidcolor.models.weights``.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vidcolor.config import GeneratorConfig
-from vidcolor.models.efficientnet import TAP_CHANNELS, EfficientNetLite0
+from vidcolor.models.efficientnet import TAP_CHANNELS, EfficientNetLite0, fold_batch_norms
 
 
 class FiLM(nn.Module):
@@ -170,6 +172,20 @@ class Generator(nn.Module):
                 if isinstance(module, nn.BatchNorm2d):
                     module.eval()
         return self
+
+    def for_inference(self) -> "Generator":
+        """The model as inference runs it: with the EfficientNet encoder, an eval-mode copy
+        whose batch norms are folded into their convolutions (the same results to float
+        rounding, faster); the U-Net has none and is returned as it is.
+
+        Returns:
+            A generator for inference only (a folded copy cannot be trained or saved).
+        """
+        if self.encoder_kind == "unet":
+            return self
+        model = copy.deepcopy(self).eval()
+        fold_batch_norms(model.encoder)
+        return model
 
     @property
     def style_names(self) -> tuple[str, ...]:

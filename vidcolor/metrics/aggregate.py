@@ -9,7 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
-from vidcolor.metrics.registry import COLOUR_METRICS, Metric
+from vidcolor.metrics.registry import REGISTRY, Metric
 
 log = logging.getLogger("vidcolor")
 
@@ -68,8 +68,9 @@ def mark_if_grey(entry: dict, what: str) -> bool:
         return False
     log.warning("%s: the ground truth is nearly grey (colourfulness %.2f): no colour to compare with, so its colour "
                 "metrics are left out ('-') and it is not counted in '%s'", entry["name"], entry["truth_colourfulness"], what)
+    compared = [m.name for m in REGISTRY.values() if m.needs_truth]  # the colour metrics
     for row in entry["methods"].values():
-        row.update({m: None for m in COLOUR_METRICS})
+        row.update({name: None for name in compared if name in row})
     entry["grey_truth"] = True
     return True
 

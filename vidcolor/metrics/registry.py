@@ -166,6 +166,8 @@ register(Metric("warp_error_chroma", "clip", lambda clip: {m: w["warp_error_chro
 register(Metric("cdc", "clip", _cdc, _CLIPS, "CDC(e-3)", "CDC", "{:.3f}", scale=1e3, better="lower",
                 settings={"bins": CDC_BINS, "gaps": list(CDC_GAPS)}))
 
+# The names of the metrics above (a metric registered later, elsewhere, is not in these tuples; the
+# report itself always reads the registry).
 PHOTO_METRICS = tuple(m.name for m in metrics_for("photos"))
 CLIP_METRICS = tuple(m.name for m in metrics_for("clips"))
 # Metrics that compare a method's colours with the truth's: meaningless when the truth is grey

@@ -77,7 +77,8 @@ def clip_versions(ours, base, clip: Path, max_frames: int, alphas) -> tuple[dict
     """
     import numpy as np
 
-    from vidcolor.metrics.evaluate import clip_chroma, compose, read_clip
+    from vidcolor.metrics.clips import clip_chroma
+    from vidcolor.metrics.frames import compose, read_clip
     from vidcolor.metrics.temporal import frame_luma
     from vidcolor.pipeline.batch import luma_to_unit, render_shape, upsample_chroma
     from vidcolor.pipeline.smooth import smooth_sequence
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from vidcolor.metrics.evaluate import find_data
+    from vidcolor.metrics.data import find_data
     from vidcolor.metrics.image import psnr
     from vidcolor.metrics.temporal import frame_luma, warp_errors
     from vidcolor.models.weights import load_generator

@@ -10,7 +10,7 @@ warp error; see ``evaluate_clip``.)
 Methods:
 
 - ``model``: the model exactly as ``vidcolor colorize`` runs it. Photos go through
-  ``pipeline.run.colorize_luma`` (the model at render size, its coefficients applied to the
+  ``pipeline.still.colorize_luma`` (the model at render size, its coefficients applied to the
   full-resolution luma) and ``color.fit_chroma_to_gamut``, as ``run_image``; clip frames go through the video path (render-size luma from
   ``pipeline.batch.luma_to_unit``, the ``ChromaGenerator``, the flow-guided
   ``ChromaSmoother`` at render size) and the chroma is upsampled bilinearly to full size.
@@ -54,7 +54,7 @@ import torch
 from tqdm import tqdm
 
 from vidcolor.color import fit_chroma_to_gamut, ycbcr_to_rgb
-from vidcolor.config import DEFAULT_RENDER_SIZE
+from vidcolor.config import DEFAULT_RENDER_SIZE, DEFAULT_SMOOTH, ColorizeConfig, check_setting
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
@@ -67,10 +67,12 @@ from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
 from vidcolor.pipeline.generate import ChromaGenerator
-from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
-from vidcolor.pipeline.run import colorize_luma, planes_to_rgb
-from vidcolor.pipeline.smooth import smooth_sequence
-from vidcolor.pipeline.style import style_code, style_offsets, styled_luma
+from vidcolor.pipeline.after_model import AfterModel
+from vidcolor.pipeline.planes import MODEL_MATRIX, planes_to_rgb
+from vidcolor.pipeline.reference import Reference, ReferenceHints, reach, read_reference
+from vidcolor.pipeline.smooth import ChromaSmoother
+from vidcolor.pipeline.still import colorize_luma
+from vidcolor.pipeline.style import style_code, styled_luma
 from vidcolor.wording import count_of
 
 log = logging.getLogger("vidcolor")
@@ -451,16 +453,17 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         small = [luma_to_unit(frame_luma(truth(t)) * 255.0, 8, True, render) for t in range(n)]
         bar.update(n)
         # 2. Per-frame chroma from the generate stage (with reference hints, if any), then the
-        #    smooth stage; references are blended in after smoothing, as in the pipeline.
+        #    pipeline's own after-model chain (smooth, reference, style); per-frame runs the
+        #    same chain with smoothing off.
         used = sorted({t for t in references if t < n})
         hints = reference_hints(truth8, used, small, render)
         raw = clip_chroma(generator, small, hints, bar.update)
-        smoothed = smooth_sequence(small, raw, smooth)
-        if styled:  # as the pipeline does it: coefficient maps smoothed, then applied
-            raw, smoothed = ([style_offsets(m, small[t]) for t, m in enumerate(seq)]
-                             for seq in (raw, smoothed))
-        chromas = {"model": [blend(c, hints.get(t)) for t, c in enumerate(smoothed)],
-                   "per-frame": [blend(c, hints.get(t)) for t, c in enumerate(raw)], "grey": None}
+        style_matrix = MODEL_MATRIX if styled else None  # methods are composed in the model's BT.601
+        chains = {"model": AfterModel(ChromaSmoother(smooth), style_matrix),
+                  "per-frame": AfterModel(ChromaSmoother(0.0), style_matrix)}
+        chromas = {method: [chain(small[t], c, hints.get(t)) for t, c in enumerate(raw)]
+                   for method, chain in chains.items()}
+        chromas["grey"] = None
 
         def predict(method: str, t: int, luma: np.ndarray) -> np.ndarray:
             c = chromas[method]
@@ -560,8 +563,7 @@ def _check_options(render_size: int, smooth: float, max_frames: int | None, max_
         flow_method(flow_name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if not 0.0 <= smooth < 1.0:
-        raise UsageError(f"--smooth must be in [0, 1), got {smooth}")
+    check_setting(ColorizeConfig, "smooth", smooth)  # the colorize option's own check
     for flag, value in (("--max-frames", max_frames), ("--max-images", max_images)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be a positive number, got {value}")
@@ -583,7 +585,7 @@ def _load_model(model: str | os.PathLike | Generator, device: torch.device) -> t
 
 
 def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequence[str | os.PathLike] | str,
-             render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
+             render_size: int = DEFAULT_RENDER_SIZE, smooth: float = DEFAULT_SMOOTH, device: str = "auto", max_frames: int | None = None,
              max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True,
              style: str | None = None, strength: float = 1.0, flow_name: str = "dis") -> dict:
     """Evaluate a model on colour photo folders and colour clips (see the module docstring).

@@ -121,7 +121,7 @@ def handle_errors(fn: Callable) -> Callable:
             # A full disk or read-only file system met outside an atomic output (run folders,
             # checkpoints): an output problem the user can fix, not a bug.
             if exc.errno in _DISK_FULL_ERRNOS:
-                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE
+                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE  # vidcolor.io loads PyAV: not at start-up
 
                 if debug:
                     traceback.print_exc()
@@ -219,6 +219,7 @@ def default_output(input_path: str) -> str:
     Returns:
         The output path.
     """
+    # vidcolor.io loads PyAV: imported when a command runs, not when `vidcolor --help` starts.
     from vidcolor.io.atomic import IMAGE_OUTPUT_EXTENSIONS
     from vidcolor.io.probe import media_kind
     from vidcolor.io.remux import CONTAINER_FORMATS

@@ -38,8 +38,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.media (clip synthesis) when run from a checkout
 
-from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
-from vidcolor.farm.chunks import plan_chunks  # noqa: E402
+from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig, FarmOptions  # noqa: E402
+from vidcolor.pipeline.segments import plan_chunks  # noqa: E402
 from vidcolor.farm.ray_executor import run_farm  # noqa: E402
 from vidcolor.io.probe import probe  # noqa: E402
 from vidcolor.pipeline.run import colorize_video  # noqa: E402
@@ -165,8 +165,9 @@ def main(argv: list[str] | None = None) -> dict:
     farm_outputs = {}
     for workers in (int(w) for w in args.workers.split(",")):
         out = work / f"farm_w{workers}{Path(single_out).suffix}"
-        report = run_farm(source, out, chunk_frames=args.chunk_frames, workers=workers, model=model, quiet=True,
-                          overwrite=True, keep_chunks=False, chunk_dir=work / f"chunks_w{workers}", **options)
+        cfg = ColorizeConfig(input=source, output=str(out), model=model, quiet=True, overwrite=True, **options)
+        report = run_farm(cfg, FarmOptions(chunk_frames=args.chunk_frames, workers=workers, keep_chunks=False,
+                                           chunk_dir=str(work / f"chunks_w{workers}")))
         farm_outputs[workers] = str(out)
         results["runs"].append({
             "run": f"farm, {workers} local worker{'s' if workers > 1 else ''}", "workers": workers,

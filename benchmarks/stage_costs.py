@@ -50,7 +50,7 @@ def main() -> None:
     from vidcolor.models.weights import load_generator
     from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape
     from vidcolor.pipeline.generate import ChromaGenerator
-    from vidcolor.pipeline.run import chroma_to_planes
+    from vidcolor.pipeline.planes import chroma_to_planes
     from vidcolor.pipeline.smooth import ChromaSmoother
 
     w, h = (int(v) for v in args.size.split("x"))

@@ -6,6 +6,7 @@ cluster started once per pytest session and are skipped when Ray is not installe
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import subprocess
@@ -22,14 +23,16 @@ from hypothesis import strategies as st
 
 from tests.media import make_clip, read_packets, read_planes
 from vidcolor.errors import InputError, OutputError, UsageError
-from vidcolor.farm.chunks import (ChunkLayout, check_manifest, chunk_name, format_range, parse_chunk_name,
-                                  plan_chunks, remove_chunks)
+from vidcolor.config import ColorizeConfig, FarmOptions
+from vidcolor.farm.chunks import remove_chunks
 from vidcolor.farm.cli import farm_command, merge_command
 from vidcolor.farm.ray_executor import (FAIL_CHUNK_ENV, FAIL_MODE_ENV, FAIL_ONCE_ENV, ChunkJob, FailHook,
                                         InjectedFailure, import_ray, render_chunk, run_farm)
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, save_generator
+from vidcolor.pipeline.manifest import check_manifest
 from vidcolor.pipeline.run import colorize_video
+from vidcolor.pipeline.segments import ChunkLayout, chunk_name, format_range, parse_chunk_name, plan_chunks
 
 try:
     import ray
@@ -48,6 +51,16 @@ RENDER = {"codec": "ffv1", "render_size": 32, "smooth": 0.5, "force": True, "dev
 
 
 # ----- fixtures -----------------------------------------------------------------------------
+
+
+def farm(source, output, model=None, **options):
+    """``run_farm`` with colorize's and the farm's options as keywords, as the command line has them."""
+    farm_keys = {f.name for f in dataclasses.fields(FarmOptions)}
+    farm_options = FarmOptions(**{k: v for k, v in options.items() if k in farm_keys})
+    render = {k: v for k, v in options.items() if k not in farm_keys}
+    if model is not None and not isinstance(model, Generator):
+        render["model"], model = str(model), None
+    return run_farm(ColorizeConfig(input=str(source), output=str(output), **render), farm_options, model=model)
 
 
 @pytest.fixture(scope="module")
@@ -296,7 +309,7 @@ def test_fail_hook_from_environment():
 
 def test_render_chunk_fails_mid_chunk_then_retries_and_reuses(tmp_path, film, model):
     path = tmp_path / "film.000010-000019.mkv"
-    job = ChunkJob(source=str(film.path), path=str(path), start=10, end=19, options=dict(RENDER),
+    job = ChunkJob(cfg=ColorizeConfig(input=str(film.path), output=str(path), **RENDER), start=10, end=19,
                    fail=FailHook("raise", once=True))
     with pytest.raises(InjectedFailure, match=f"{FAIL_CHUNK_ENV}=10"):
         render_chunk(job, model)
@@ -339,21 +352,21 @@ def test_farm_refuses_bad_jobs_before_starting_ray(tmp_path, film, model_path):
     kwargs = dict(chunk_frames=CHUNK, model=model_path, codec="ffv1", render_size=32, quiet=True)
     out = tmp_path / "out.mkv"
     with pytest.raises(UsageError, match="chunk-frames"):
-        run_farm(film.path, out, **{**kwargs, "chunk_frames": 0}, force=True)
+        farm(film.path, out, **{**kwargs, "chunk_frames": 0}, force=True)
     with pytest.raises(UsageError, match="looks like a colour video"):
-        run_farm(film.path, out, **kwargs)
+        farm(film.path, out, **kwargs)
     out.write_bytes(b"x")
     with pytest.raises(OutputError, match="--overwrite"):
-        run_farm(film.path, out, **kwargs, force=True)
+        farm(film.path, out, **kwargs, force=True)
     with pytest.raises(UsageError, match="chunks in .* were rendered with other settings"):
         chunk_dir = tmp_path / "c"
         check_manifest(ChunkLayout(chunk_dir, "film", ".mkv"), {"codec": "x264"})
         (chunk_dir / "film.000000-000009.mkv").write_bytes(b"a chunk rendered with x264")
-        run_farm(film.path, tmp_path / "new.mkv", **kwargs, force=True, chunk_dir=chunk_dir)
+        farm(film.path, tmp_path / "new.mkv", **kwargs, force=True, chunk_dir=chunk_dir)
     deep = make_clip(tmp_path / "deep.mkv", width=64, height=48, frames=4, pix_fmt="yuv420p10le", lossless=True,
                      content="grey")
     with pytest.raises(UsageError, match="8-bit"):  # refused here, not by every worker
-        run_farm(deep.path, tmp_path / "deep_out.mp4", **{**kwargs, "codec": "nvenc-h264"}, force=True)
+        farm(deep.path, tmp_path / "deep_out.mp4", **{**kwargs, "codec": "nvenc-h264"}, force=True)
     # What colorize refuses is refused here too, before Ray starts and before any chunk folder.
     fresh = tmp_path / "fresh.mkv"
     for bad, error, message in (({"style": "vangogh"}, UsageError, "unknown style 'vangogh'; this model has: natural"),
@@ -363,7 +376,7 @@ def test_farm_refuses_bad_jobs_before_starting_ray(tmp_path, film, model_path):
                                 ({"references": (f"{tmp_path}/r.png@{FRAMES}",)}, UsageError, "the video has only"),
                                 ({"style": "natural", "references": ("r.png",)}, UsageError, "cannot be combined")):
         with pytest.raises(error, match=message):
-            run_farm(film.path, fresh, **{**kwargs, **bad}, force=True)
+            farm(film.path, fresh, **{**kwargs, **bad}, force=True)
         assert not fresh.exists() and not (tmp_path / "fresh.chunks").exists()
 
 
@@ -390,14 +403,14 @@ def test_farm_manifest_records_reference_images_by_content(tmp_path, monkeypatch
     kwargs = dict(chunk_frames=CHUNK, model=model_path, codec="ffv1", render_size=32, quiet=True, force=True)
     cv2.imwrite("ref.png", first)
     with pytest.raises(Rendering):
-        run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=("./ref.png@5",))
+        farm(film.path, tmp_path / "out.mkv", **kwargs, references=("./ref.png@5",))
     cv2.imwrite("ref.png", second)
     with pytest.raises(UsageError, match=r"\(references: \['ref.png@5 sha256:[0-9a-f]{64}'\] then, "
                                          r"\['ref.png@5 sha256:[0-9a-f]{64}'\] now\)"):
-        run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=("ref.png@5",))
+        farm(film.path, tmp_path / "out.mkv", **kwargs, references=("ref.png@5",))
     cv2.imwrite("ref.png", first)
     with pytest.raises(Rendering):
-        run_farm(film.path, tmp_path / "out.mkv", **kwargs, references=(f"{tmp_path}/ref.png@5",))
+        farm(film.path, tmp_path / "out.mkv", **kwargs, references=(f"{tmp_path}/ref.png@5",))
 
 
 # ----- Ray ----------------------------------------------------------------------------------
@@ -411,8 +424,8 @@ def test_farm_matches_single_run_and_survives_a_dead_worker(ray_cluster, tmp_pat
     monkeypatch.setenv(FAIL_MODE_ENV, "exit")
     monkeypatch.setenv(FAIL_ONCE_ENV, "1")
     out = tmp_path / "film_colour.mkv"
-    report = run_farm(film.path, out, chunk_frames=CHUNK, workers=2, model=model_path, keep_chunks=True,
-                      quiet=True, max_retries=2, **RENDER)
+    report = farm(film.path, out, chunk_frames=CHUNK, workers=2, model=model_path, keep_chunks=True,
+                  quiet=True, max_retries=2, **RENDER)
     assert (report.frames, report.chunks, report.rendered, report.reused) == (FRAMES, 3, PLAN, [])
     assert report.copied_streams == 1
     assert_matches_single_run(out, single, film)
@@ -479,16 +492,16 @@ def test_farm_reuses_only_chunks_a_manifest_or_their_stamp_vouches_for(tmp_path,
     kwargs = dict(chunk_frames=CHUNK, model=model_path, chunk_dir=folder, **options)
     with pytest.raises(UsageError, match=r"hand holds chunks rendered from another source or with other settings "
                                          r"\(their stamp says so, first film.000000-000009.mkv\)"):
-        run_farm(film.path, tmp_path / "a.mkv", **kwargs)
+        farm(film.path, tmp_path / "a.mkv", **kwargs)
     # A chunk with no stamp and no farm.json (made by something else, or by an older vidcolor).
     (folder / "film.000000-000009.mkv").write_bytes(b"who made this?")
     with pytest.raises(UsageError, match=r"holds chunks with no farm.json and no stamp saying what made them"):
-        run_farm(film.path, tmp_path / "a.mkv", **kwargs)
+        farm(film.path, tmp_path / "a.mkv", **kwargs)
     assert not (folder / "farm.json").exists() and not (tmp_path / "a.mkv").exists()
     # Made by hand with the job's settings: provably the same, so it is reused.
     (folder / "film.000000-000009.mkv").unlink()
     colorize_video(film.path, folder / "film.000000-000009.mkv", model=model_path, frames="0-9", **options)
-    report = run_farm(film.path, tmp_path / "a.mkv", **kwargs)
+    report = farm(film.path, tmp_path / "a.mkv", **kwargs)
     assert (report.reused, report.rendered) == ([(0, 9)], [(10, 19), (20, 29)])
     assert not folder.exists()  # merged without --keep-chunks: the folder is gone
 
@@ -502,14 +515,14 @@ def test_farm_with_another_chunk_size_is_refused_and_keeps_the_chunks(tmp_path, 
     monkeypatch.setattr(executor, "_render_on_ray", _render_in_process(model_path))
     out = tmp_path / "film_colour.mkv"
     kwargs = dict(model=model_path, quiet=True, **RENDER)
-    run_farm(film.path, out, chunk_frames=CHUNK, keep_chunks=True, **kwargs)
+    farm(film.path, out, chunk_frames=CHUNK, keep_chunks=True, **kwargs)
     folder = tmp_path / "film_colour.chunks"
     kept = ["farm.json", *(chunk_name("film", r, ".mkv") for r in PLAN)]
     assert sorted(p.name for p in folder.iterdir()) == kept
     with pytest.raises(UsageError, match=rf"other settings \(chunk_frames: {CHUNK} then, 15 now\); delete that folder"):
-        run_farm(film.path, out, chunk_frames=15, overwrite=True, **kwargs)
+        farm(film.path, out, chunk_frames=15, overwrite=True, **kwargs)
     assert sorted(p.name for p in folder.iterdir()) == kept
-    report = run_farm(film.path, out, chunk_frames=CHUNK, overwrite=True, **kwargs)  # the same job: all reused
+    report = farm(film.path, out, chunk_frames=CHUNK, overwrite=True, **kwargs)  # the same job: all reused
     assert report.rendered == [] and len(report.reused) == len(PLAN) and not folder.exists()
     assert len(read_planes(out)) == FRAMES
 
@@ -536,13 +549,13 @@ def test_farm_lock_refuses_a_live_run_and_takes_over_a_dead_ones(tmp_path, monke
     lock.write_text(json.dumps({"pid": live, "host": __import__("socket").gethostname(), "since": "today"}))
     with pytest.raises(OutputError, match=rf"out.chunks is in use by another farm run \(process {live} since today\); "
                                           r"wait for it to finish, or delete .*farm.lock if that run is gone"):
-        run_farm(film.path, tmp_path / "out.mkv", **kwargs)
+        farm(film.path, tmp_path / "out.mkv", **kwargs)
     assert lock.is_file()  # someone else's lock is left alone
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     lock.write_text(json.dumps({"pid": gone.pid, "host": __import__("socket").gethostname()}))
     with pytest.raises(Rendering):  # a lock whose process is gone is taken over
-        run_farm(film.path, tmp_path / "out.mkv", **kwargs)
+        farm(film.path, tmp_path / "out.mkv", **kwargs)
     assert not folder.exists()  # stopped before any chunk: no lock, manifest or folder left
 
 
@@ -632,7 +645,8 @@ def test_sigterm_mid_run_stops_ray_removes_partials_and_says_what_is_kept(tmp_pa
         raise Interrupted("terminated (SIGTERM)", signal_exit_code=143)
 
     fake = FakeRay(on_wait=terminated)
-    jobs = [ChunkJob(source="film.mkv", path=str(layout.path(r)), start=r[0], end=r[1], options={}) for r in PLAN[1:]]
+    jobs = [ChunkJob(cfg=ColorizeConfig(input="film.mkv", output=str(layout.path(r))), start=r[0], end=r[1])
+            for r in PLAN[1:]]
     with pytest.raises(Interrupted) as excinfo:
         _render_on_ray(fake, jobs, "tiny", "ray://x:1", 2, "cpu", 0, 3, 1, layout, "out.mkv", True)
     assert excinfo.value.exit_code == 143
@@ -645,8 +659,7 @@ def test_sigterm_mid_run_stops_ray_removes_partials_and_says_what_is_kept(tmp_pa
 def test_settings_that_change_no_pixels_stamp_alike():
     """A restated default CRF, a CRF given to FFV1 (which takes none), --style natural and
     --strength 0 write the same pixels, so their chunks must merge and be reused."""
-    from vidcolor.config import ColorizeConfig
-    from vidcolor.farm.chunks import render_settings
+    from vidcolor.pipeline.render_identity import render_settings
 
     def settings(**kw):
         return render_settings(ColorizeConfig(input="a.mkv", output="b.mkv", **kw), {"model": "m"})

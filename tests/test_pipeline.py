@@ -520,7 +520,7 @@ def test_chroma_planes_scaled_before_upsampling_match_scaling_after(depth, full_
     from vidcolor.color import chroma_unit_to_codes, convert_chroma
     from vidcolor.io.encode import OutputFormat
     from vidcolor.pipeline.batch import upsample_chroma
-    from vidcolor.pipeline.run import MODEL_MATRIX, chroma_to_planes
+    from vidcolor.pipeline.planes import MODEL_MATRIX, chroma_to_planes
 
     rng = np.random.default_rng(1)
     chroma = cv2.GaussianBlur(rng.normal(0, 0.2, (48, 80, 2)).astype(np.float32), (7, 7), 2).transpose(2, 0, 1).copy()

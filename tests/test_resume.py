@@ -319,7 +319,7 @@ def test_segments_vouch_for_themselves_and_a_renamed_source_is_refused(tmp_path,
     """Segments carry a stamp: with the folder's manifest lost they were refused for good
     ("no farm.json saying what made them"); and a source renamed between runs took the folder
     over, orphaning the first job's segments and overwriting its manifest."""
-    from vidcolor.farm.chunks import MANIFEST_NAME
+    from vidcolor.pipeline.segments import MANIFEST_NAME
     from vidcolor.models.weights import save_generator
 
     save_generator(tiny_generator(), tmp_path / "model")

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vidcolor.io.decode import iter_frames  # noqa: E402
 from vidcolor.io.probe import probe  # noqa: E402
-from vidcolor.pipeline.run import colorize_video, planes_to_rgb, write_contact_sheet  # noqa: E402
+from vidcolor.pipeline.planes import planes_to_rgb  # noqa: E402
+from vidcolor.pipeline.preview import write_contact_sheet  # noqa: E402
+from vidcolor.pipeline.run import colorize_video  # noqa: E402
 
 WIDTH = 320
 

@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vidcolor.io.decode import iter_frames  # noqa: E402
 from vidcolor.io.probe import probe  # noqa: E402
 from vidcolor.models.weights import load_generator  # noqa: E402
-from vidcolor.pipeline.run import colorize_video, planes_to_rgb, write_contact_sheet  # noqa: E402
+from vidcolor.pipeline.planes import planes_to_rgb  # noqa: E402
+from vidcolor.pipeline.preview import write_contact_sheet  # noqa: E402
+from vidcolor.pipeline.run import colorize_video  # noqa: E402
 
 HEIGHT = 150  # every thumbnail's height (a sheet's rows need one height; widths follow the aspect)
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
-from vidcolor.cli_common import OneLineErrorGroup, default_output, handle_errors, non_empty_path, render_options
-from vidcolor.config import DEFAULT_RENDER_SIZE
+from vidcolor.cli_common import (OneLineErrorGroup, config_options, default_output, handle_errors, non_empty_path,
+                                 render_options)
+from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
 from vidcolor.errors import OutputError, UsageError
 from vidcolor.wording import count_of
 
@@ -128,24 +129,14 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", "output", type=click.Path(), callback=non_empty_path,
               help="Output file (default: IN_colour.EXT).")
-@click.option("--frames", default=None, metavar="S-E", help="Only frames S..E (inclusive, 0-based): a farm chunk.")
-@click.option("--preview", default=None, type=click.Path(), callback=non_empty_path, help="Write a contact sheet PNG (input beside output).")
-@click.option("--resume", is_flag=True, help="Render in segments kept across crashes; rerun the same command to continue.")
-@click.option("--segment-frames", default=500, show_default=True, type=int, help="Frames per --resume segment.")
+@config_options(ColorizeConfig, "colorize")
 @render_options
 @handle_errors
-def colorize(input_path, output, frames, preview, resume, segment_frames, model, style, strength, references,
-             render_size, smooth, codec, crf, device, batch_size, compile_model, overwrite, force, deinterlace, quiet) -> None:
+def colorize(input_path, output, **options) -> None:
     """Colorize a black-and-white video or photo; audio, timing and resolution are kept."""
-    from vidcolor.config import ColorizeConfig
-    from vidcolor.pipeline.run import colorize as run_colorize
+    from vidcolor.pipeline.run import colorize as run_colorize  # torch and PyAV: only when a command runs
 
-    cfg = ColorizeConfig(
-        input=input_path, output=output or default_output(input_path), model=model, style=style, strength=strength,
-        references=tuple(references), render_size=render_size, smooth=smooth, frames=frames, codec=codec,
-        crf=crf, device=device, batch_size=batch_size, compile=compile_model, preview=preview, overwrite=overwrite, force=force,
-        deinterlace=deinterlace, resume=resume, segment_frames=segment_frames, quiet=quiet,
-    )
+    cfg = ColorizeConfig(input=input_path, output=output or default_output(input_path), **options)
     report = run_colorize(cfg)
     extra = f", preview {report.preview}" if report.preview else ""
     kept = "" if report.rendered is None else f" ({report.rendered} rendered now, the rest kept from before)"
@@ -173,7 +164,7 @@ def styles(model, sheet, image, render_size, overwrite) -> None:
     """List the painting styles a model carries (use one with colorize --style NAME)."""
     from vidcolor.io.atomic import check_image_output
     from vidcolor.models.weights import load_generator
-    from vidcolor.pipeline.style import style_sheet
+    from vidcolor.pipeline.style_sheet import style_sheet
 
     if sheet:
         if not image:

@@ -6,17 +6,19 @@ imports from here, so none has to import another and each stays quick to load.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import signal
 import sys
 import traceback
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from vidcolor.config import DEFAULT_RENDER_SIZE
+from vidcolor.config import ColorizeConfig, option_flag
 from vidcolor.errors import Interrupted, VidcolorError
 
 # Errors that only writing can cause: reported as output problems (exit code 4) wherever they arise.
@@ -119,7 +121,7 @@ def handle_errors(fn: Callable) -> Callable:
             # A full disk or read-only file system met outside an atomic output (run folders,
             # checkpoints): an output problem the user can fix, not a bug.
             if exc.errno in _DISK_FULL_ERRNOS:
-                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE
+                from vidcolor.io.atomic import WRITE_FAILURE_ADVICE  # vidcolor.io loads PyAV: not at start-up
 
                 if debug:
                     traceback.print_exc()
@@ -137,42 +139,74 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def render_options(fn: Callable) -> Callable:
-    """The options that decide a render's pixels and container, shared by colorize and farm.
+# Click types the config cannot name: the codec list is the encoder's (io/encode) and stays
+# spelled here so that `vidcolor --help` loads no PyAV.
+_CLICK_TYPES = {"codec": click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"])}
+
+
+def _click_option(f: dataclasses.Field, hint: Any) -> Callable:
+    """The click option of one config field, from its ``setting`` (default, help, flag...)."""
+    meta, default = f.metadata, f.default
+    kwargs: dict[str, Any] = {"help": meta["help"]}
+    if hint is bool:
+        kwargs["is_flag"] = True
+    elif typing.get_origin(hint) is tuple:
+        kwargs["multiple"] = True
+    else:
+        kwargs.update(default=default, show_default=default is not None)
+        number = next((t for t in (int, float) if t is hint or t in typing.get_args(hint)), None)
+        if f.name in _CLICK_TYPES:
+            kwargs["type"] = _CLICK_TYPES[f.name]
+        elif meta["path"]:
+            kwargs.update(type=click.Path(), callback=non_empty_path)
+        elif number is int and meta["minimum"] is not None:
+            kwargs["type"] = click.IntRange(min=meta["minimum"])
+        elif number is not None:
+            kwargs["type"] = number
+    if meta["metavar"]:
+        kwargs["metavar"] = meta["metavar"]
+    return click.option(option_flag(f), f.name, **kwargs)
+
+
+def config_options(cls: type, group: str) -> Callable[[Callable], Callable]:
+    """Add the command-line options of a config's fields (those of one group) to a command.
+
+    Each option is named after its field, so the command can pass what click parsed straight to
+    ``cls(**options)``; defaults, help texts and checks come from the config (``setting``).
 
     Args:
-        fn: the click command body.
+        cls: ``ColorizeConfig`` or ``FarmOptions``.
+        group: ``"render"`` (shared by colorize and farm), ``"colorize"`` or ``"farm"``.
 
     Returns:
-        The command with ``--model`` ... ``--quiet`` added.
+        A decorator adding the options, in the config's field order.
     """
-    options = [
-        click.option("--model", default="default", show_default=True, help="Model name or path (NAME.safetensors + NAME.json)."),
-        click.option("--style", default=None, help="A painting style carried by the model (see `vidcolor styles`)."),
-        click.option("--strength", default=1.0, show_default=True, type=float, help="Style strength, 0 (natural colour) to 1."),
-        click.option("--reference", "references", multiple=True, metavar="IMG[@FRAME]",
-                     help="A hand-coloured image of source frame FRAME (0 when omitted; numbered in the whole film, "
-                          "also with --frames), as a player shows it; transparent areas give no colour. Repeatable."),
-        click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees (a multiple of 16, 32 to 2048)."),
-        click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1."),
-        click.option("--codec", default="auto", show_default=True,
-                     type=click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"]),
-                     help="auto: NVENC H.264 when the model runs on an NVIDIA GPU and its encoder opens, else x264 "
-                          "(always x264 for --frames chunks, --resume segments and farm jobs, so chunks merge)."),
-        click.option("--crf", default=None, type=int, help="Quality, 0 (best) to 51: x264/x265 CRF (default 16/18), NVENC's cq (18/20)."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--batch-size", default="auto", show_default=True, help="Frames per model call, or 'auto' (8 on the CPU; sized by GPU memory on CUDA)."),
-        click.option("--compile", "compile_model", is_flag=True,
-                     help="Compile the generator with torch.compile: a faster model after a first batch that takes "
-                          "tens of seconds (cached for later runs). Falls back to the plain model if compiling fails."),
-        click.option("--overwrite", is_flag=True, help="Replace an existing output."),
-        click.option("--force", is_flag=True, help="Colorize an input that is already in colour (from its luma)."),
-        click.option("--deinterlace", is_flag=True, help="Deinterlace interlaced sources (yadif)."),
-        click.option("--quiet", is_flag=True, help="No progress bar; one summary line."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    hints = typing.get_type_hints(cls)
+    options = [_click_option(f, hints[f.name]) for f in dataclasses.fields(cls) if f.metadata.get("cli") == group]
+
+    def add(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return add
+
+
+def pop_options(options: dict[str, Any], cls: type) -> dict[str, Any]:
+    """Take the options that belong to ``cls``'s fields out of what click parsed.
+
+    Args:
+        options: click's keyword arguments (changed in place).
+        cls: a config dataclass.
+
+    Returns:
+        ``{field: value}`` for ``cls``.
+    """
+    return {f.name: options.pop(f.name) for f in dataclasses.fields(cls) if f.name in options}
+
+
+# The options that decide a render's pixels and container, shared by colorize and farm.
+render_options = config_options(ColorizeConfig, "render")
 
 
 def default_output(input_path: str) -> str:
@@ -185,6 +219,7 @@ def default_output(input_path: str) -> str:
     Returns:
         The output path.
     """
+    # vidcolor.io loads PyAV: imported when a command runs, not when `vidcolor --help` starts.
     from vidcolor.io.atomic import IMAGE_OUTPUT_EXTENSIONS
     from vidcolor.io.probe import media_kind
     from vidcolor.io.remux import CONTAINER_FORMATS

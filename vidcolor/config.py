@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from vidcolor.errors import ConfigError
+from vidcolor.errors import ConfigError, UsageError
 
 
 @dataclass(frozen=True)
@@ -172,39 +172,147 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
 
 
 # The short side the model sees by default. The shipped model was trained on 128-px crops and
-# colours best when objects are near that scale: on the evaluation data render size 192 beats
-# 256 by 0.1 dB on the held-out photos and 0.9 dB on the colour clips (MODEL_CARD.md), and
-# costs about half the generator time. The film's own luma keeps full resolution either way.
+# colours best when objects are near that scale (MODEL_CARD.md compares render sizes); the
+# film's own luma keeps full resolution either way.
 DEFAULT_RENDER_SIZE = 192
+DEFAULT_SMOOTH = 0.8  # temporal chroma smoothing of colorize, farm and eval
+MAX_CRF = 51  # x264's and x265's CRF scale and NVENC's cq all end at 51
+
+
+def setting(default: Any, help: str, *, cli: str | None = "render", check: tuple[str, Callable[[Any], bool]] | None = None,
+            flag: str | None = None, metavar: str | None = None, path: bool = False, minimum: int | None = None) -> Any:
+    """A field of ``ColorizeConfig`` or ``FarmOptions``: its default, its ``--help`` line and its
+    check, side by side, so the command line, the library and the Ray task share one definition.
+
+    Args:
+        default: the value when the option is not given (the command line's default too).
+        help: the option's ``--help`` text.
+        cli: which command options it is: ``"render"`` (colorize and farm), ``"colorize"``,
+            ``"farm"``, or None for a field the command line does not show.
+        check: ``(what it must be, test)``; a value failing the test is refused with
+            ``UsageError("--flag must be WHAT, got VALUE")``. None values are never tested.
+        flag: the option's name when it is not ``--`` plus the field name with dashes.
+        metavar: the value's name in ``--help``.
+        path: the value is a file or folder name (an empty one is refused on the command line).
+        minimum: the command line's lower bound for an integer option (click's own message).
+
+    Returns:
+        A ``dataclasses.field``.
+    """
+    meta = {"help": help, "cli": cli, "check": check, "flag": flag, "metavar": metavar, "path": path, "minimum": minimum}
+    return field(default=default, metadata=meta)
+
+
+def option_flag(f: dataclasses.Field) -> str:
+    """The command-line flag of a config field (``--render-size`` for ``render_size``)."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def check_setting(cls: type, name: str, value: Any) -> None:
+    """Refuse ``value`` for the field ``name`` of ``cls`` when its ``setting`` check fails.
+
+    Args:
+        cls: ``ColorizeConfig`` or ``FarmOptions``.
+        name: the field.
+        value: the value to test (None passes).
+
+    Raises:
+        UsageError: naming the option, what it must be and the value given.
+    """
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    rule = f.metadata.get("check")
+    if rule is not None and value is not None and not rule[1](value):
+        raise UsageError(f"{option_flag(f)} must be {rule[0]}, got {value!r}")
+
+
+def _check_settings(obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        check_setting(type(obj), f.name, getattr(obj, f.name))
+
+
+def _positive_count(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and v >= 1
+
+
+def _batch_size_ok(v: Any) -> bool:
+    if v == "auto":
+        return True
+    try:
+        return int(v) >= 1
+    except (TypeError, ValueError):
+        return False
+
+
+_CODEC_HELP = ("auto: NVENC H.264 when the model runs on an NVIDIA GPU and its encoder opens, else x264 "
+               "(always x264 for --frames chunks, --resume segments and farm jobs, so chunks merge).")
+_REFERENCE_HELP = ("A hand-coloured image of source frame FRAME (0 when omitted; numbered in the whole film, "
+                   "also with --frames), as a player shows it; transparent areas give no colour. Repeatable.")
+_COMPILE_HELP = ("Compile the generator with torch.compile: a faster model after a first batch that takes "
+                 "tens of seconds (cached for later runs). Falls back to the plain model if compiling fails.")
 
 
 @dataclass(frozen=True)
 class ColorizeConfig:
-    """Options of one ``colorize`` run (video or still image)."""
+    """Options of one ``colorize`` run (video or still image), from the click option to the Ray task.
+
+    Each field's default is the command line's, and its check sits beside it (``setting``): a
+    value no run can use is refused when the config is made, so a farm never ships it to a task.
+    """
 
     input: str
     output: str
-    model: str = "default"
-    style: str | None = None
-    strength: float = 1.0
-    references: tuple[str, ...] = ()
-    render_size: int = DEFAULT_RENDER_SIZE
-    smooth: float = 0.8
-    frames: str | None = None
-    codec: str = "auto"  # NVENC H.264 beside a CUDA model when it opens, else x264
-    crf: int | None = None
-    device: str = "auto"
-    batch_size: str = "auto"  # an integer or "auto"
-    compile: bool = False  # torch.compile the generator (pays where the generator is the bottleneck)
-    preview: str | None = None
-    overwrite: bool = False
-    force: bool = False
-    deinterlace: bool = False
-    resume: bool = False
-    quiet: bool = False
-    segment_frames: int = 500  # resumable segments of a long run
+    model: str = setting("default", "Model name or path (NAME.safetensors + NAME.json).")
+    style: str | None = setting(None, "A painting style carried by the model (see `vidcolor styles`).")
+    strength: float = setting(1.0, "Style strength, 0 (natural colour) to 1.",
+                              check=("in [0, 1]", lambda v: 0.0 <= v <= 1.0))
+    references: tuple[str, ...] = setting((), _REFERENCE_HELP, flag="--reference", metavar="IMG[@FRAME]")
+    render_size: int = setting(DEFAULT_RENDER_SIZE, "Short side the model sees (a multiple of 16, 32 to 2048).")
+    smooth: float = setting(DEFAULT_SMOOTH, "Temporal chroma smoothing, 0 (off) to <1.",
+                            check=("in [0, 1)", lambda v: 0.0 <= v < 1.0))
+    frames: str | None = setting(None, "Only frames S..E (inclusive, 0-based): a farm chunk.", cli="colorize",
+                                 metavar="S-E")
+    codec: str = setting("auto", _CODEC_HELP)
+    crf: int | None = setting(None, "Quality, 0 (best) to 51: x264/x265 CRF (default 16/18), NVENC's cq (18/20).",
+                              check=(f"0 (best) to {MAX_CRF}", lambda v: 0 <= v <= MAX_CRF))
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.")
+    batch_size: str = setting("auto", "Frames per model call, or 'auto' (8 on the CPU; sized by GPU memory on CUDA).",
+                              check=("a positive integer or 'auto'", _batch_size_ok))
+    # torch.compile the generator (pays where the generator is the bottleneck)
+    compile: bool = setting(False, _COMPILE_HELP)
+    preview: str | None = setting(None, "Write a contact sheet PNG (input beside output).", cli="colorize", path=True)
+    overwrite: bool = setting(False, "Replace an existing output.")
+    force: bool = setting(False, "Colorize an input that is already in colour (from its luma).")
+    deinterlace: bool = setting(False, "Deinterlace interlaced sources (yadif).")
+    resume: bool = setting(False, "Render in segments kept across crashes; rerun the same command to continue.",
+                           cli="colorize")
+    quiet: bool = setting(False, "No progress bar; one summary line.")
+    segment_frames: int = setting(500, "Frames per --resume segment.", cli="colorize")  # checked by --resume alone
     # The stamp a --frames chunk carries (vidcolor.io.stamp); farm sets the job's, None computes it.
-    chunk_stamp: str | None = None
+    chunk_stamp: str | None = setting(None, "", cli=None)
+
+    def __post_init__(self) -> None:
+        _check_settings(self)
+        if self.style is not None and self.references:
+            raise UsageError("--reference steers natural colour; it cannot be combined with --style")
+
+
+@dataclass(frozen=True)
+class FarmOptions:
+    """How ``farm`` spreads one film over Ray (what it renders is a ``ColorizeConfig``)."""
+
+    chunk_frames: int = setting(1200, "Frames per chunk (task).", cli="farm", minimum=1,
+                                check=("a positive integer", _positive_count))
+    address: str | None = setting(None, "Ray cluster to use (default: start a local Ray instance).", cli="farm",
+                                  metavar="auto|ray://HOST:PORT")
+    workers: int | None = setting(None, "Most chunks rendered at once (default: one per CPU, or per GPU with CUDA).",
+                                  cli="farm", minimum=1, check=("a positive integer", _positive_count))
+    chunk_dir: str | None = setting(None, "Chunk folder (default: OUT_STEM.chunks beside OUT).", cli="farm", path=True)
+    keep_chunks: bool = setting(False, "Keep the chunk files after merging.", cli="farm")
+    max_retries: int = setting(3, "Times a chunk is re-run when its worker dies.", cli="farm", minimum=0,
+                               check=("0 or more", lambda v: v >= 0))
+
+    def __post_init__(self) -> None:
+        _check_settings(self)
 
 
 def _type_name(tp: Any) -> str:

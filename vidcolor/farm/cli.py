@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from vidcolor.cli_common import default_output, handle_errors, non_empty_path, render_options
+from vidcolor.cli_common import config_options, default_output, handle_errors, non_empty_path, pop_options, render_options
+from vidcolor.config import ColorizeConfig, FarmOptions
 from vidcolor.wording import count_of
 
 
@@ -40,34 +41,20 @@ def merge_command(chunks, output, audio_from, allow_gaps, overwrite) -> None:
 @click.argument("input_path", metavar="IN", type=click.Path())
 @click.option("-o", "--output", "output", type=click.Path(), callback=non_empty_path,
               help="Output file (default: IN_colour.EXT).")
-@click.option("--chunk-frames", default=1200, show_default=True, type=click.IntRange(min=1), help="Frames per chunk (task).")
-@click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
-              help="Ray cluster to use (default: start a local Ray instance).")
-@click.option("--workers", default=None, type=click.IntRange(min=1),
-              help="Most chunks rendered at once (default: one per CPU, or per GPU with CUDA).")
-@click.option("--chunk-dir", default=None, type=click.Path(), callback=non_empty_path, help="Chunk folder (default: OUT_STEM.chunks beside OUT).")
-@click.option("--keep-chunks", is_flag=True, help="Keep the chunk files after merging.")
-@click.option("--max-retries", default=3, show_default=True, type=click.IntRange(min=0),
-              help="Times a chunk is re-run when its worker dies.")
+@config_options(FarmOptions, "farm")
 @render_options
 @handle_errors
-def farm_command(input_path, output, chunk_frames, address, workers, chunk_dir, keep_chunks, max_retries, model,
-                 style, strength, references, render_size, smooth, codec, crf, device, batch_size, compile_model, overwrite,
-                 force, deinterlace, quiet) -> None:
+def farm_command(input_path, output, **options) -> None:
     """Colorize a film as chunks on a Ray cluster (local by default), then merge them.
 
     Finished chunks are kept when a run fails or is interrupted; running the same command
     again renders only the missing ones.
     """
-    from vidcolor.farm.ray_executor import run_farm
+    from vidcolor.farm.ray_executor import run_farm  # Ray and torch: only when the command runs
 
-    output = output or default_output(input_path)
-    report = run_farm(input_path, output, chunk_frames=chunk_frames, address=address, workers=workers, codec=codec,
-                      model=model, render_size=render_size, smooth=smooth, chunk_dir=chunk_dir,
-                      keep_chunks=keep_chunks, quiet=quiet, crf=crf, device=device, batch_size=batch_size,
-                      compile_model=compile_model,
-                      style=style, strength=strength, references=tuple(references), force=force,
-                      deinterlace=deinterlace, overwrite=overwrite, max_retries=max_retries)
+    farm = FarmOptions(**pop_options(options, FarmOptions))
+    cfg = ColorizeConfig(input=input_path, output=output or default_output(input_path), **options)
+    report = run_farm(cfg, farm)
     kept = f"; chunks kept in {report.chunk_dir}" if report.kept_chunks else ""
     click.echo(f"wrote {report.output}: {count_of(report.frames, 'frame')} from {count_of(report.chunks, 'chunk')} "
                f"({len(report.rendered)} rendered, {len(report.reused)} reused) in {report.seconds:.1f} s{kept}")

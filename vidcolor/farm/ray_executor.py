@@ -5,7 +5,8 @@
      frame count)    final name is done)     cluster has GPUs, retried when a       re-encode, the
                                              worker dies; small reports back)       source's audio)
 
-Each task calls ``vidcolor.pipeline.run.colorize_video`` in the worker process: it decodes
+Each task calls ``vidcolor.pipeline.run.colorize`` with the job's ``ColorizeConfig`` (its
+frame range and chunk path filled in) in the worker process: it decodes
 the smoother's warm-up frames before its range and writes a video-only chunk with the
 source's timestamps under a temporary name, renamed when complete. Frames never travel
 through Ray; only paths and small reports do, so every worker must see the source and the
@@ -13,7 +14,7 @@ chunk folder under the same paths (one machine, or shared storage on a cluster).
 
 Running ``farm`` again after a crash or Ctrl-C renders only the missing chunks.
 
-Ray is optional (``pip install vidcolor[farm]``) and imported only inside functions here.
+Ray is optional (``pip install vidcolor[farm]``) and imported only inside ``import_ray``.
 
 Test hook (for tests and for rehearsing failures on a farm, not for production): the driver
 reads these environment variables and hands them to the tasks it submits:
@@ -41,18 +42,30 @@ import sys
 import time
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+import torch
 from tqdm import tqdm
 
-from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
+from vidcolor.config import ColorizeConfig, FarmOptions
+from vidcolor.devices import pick_device
 from vidcolor.errors import Interrupted, UsageError, VidcolorError
-from vidcolor.farm.chunks import (FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, check_manifest, chunk_stamp, folder_lock,
-                                  format_range, job_settings, model_identity, plan_chunks, remove_chunks,
-                                  render_settings)
-from vidcolor.io.atomic import stale_partials
+from vidcolor.farm.chunks import FAILED_ONCE_SUFFIX, folder_lock, remove_chunks
+from vidcolor.io.atomic import check_output_path, stale_partials
+from vidcolor.io.encode import check_hardware_codec, check_output_supported
+from vidcolor.io.probe import MediaInfo, media_kind, probe
+from vidcolor.io.remux import merge_chunks
+from vidcolor.models.generator import Generator
+from vidcolor.models.weights import load_generator, resolve_model_path
+from vidcolor.pipeline import run
+from vidcolor.pipeline.manifest import check_manifest
+from vidcolor.pipeline.reference import parse_reference
+from vidcolor.pipeline.render_identity import chunk_stamp, job_settings, model_identity, render_settings
+from vidcolor.pipeline.segments import ChunkLayout, FrameRange, format_range, plan_chunks
+from vidcolor.pipeline.smooth import ChromaSmoother
+from vidcolor.pipeline.video_plan import check_video_run
 from vidcolor.wording import count_of
 
 log = logging.getLogger("vidcolor")
@@ -62,7 +75,6 @@ FAIL_MODE_ENV = "VIDCOLOR_FARM_FAIL_MODE"
 FAIL_ONCE_ENV = "VIDCOLOR_FARM_FAIL_ONCE"
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # tasks exchange paths and small reports only
-DEFAULT_MAX_RETRIES = 3
 
 
 # ----- errors and reports -------------------------------------------------------------------
@@ -206,8 +218,6 @@ def _failure_injected(hook: FailHook | None, chunk_path: Path, start: int) -> It
     if hook is None:
         yield
         return
-    from vidcolor.pipeline import run
-
     original = run.OutputWriter
 
     class FailingWriter(original):  # type: ignore[misc, valid-type]
@@ -231,19 +241,26 @@ class ChunkJob:
     """Everything one chunk task needs, as small picklable values.
 
     Attributes:
-        source: the input video.
-        path: the chunk's final path.
+        cfg: the chunk's run: the job's ``ColorizeConfig`` with the source (``input``) and the
+            chunk's final path (``output``) made absolute, and the job's stamp.
         start, end: the frame range (inclusive, 0-based).
-        options: ``colorize_video`` keywords (codec, crf, render_size, smooth, device, ...).
         fail: the test hook for this chunk, if any.
     """
 
-    source: str
-    path: str
+    cfg: ColorizeConfig
     start: int
     end: int
-    options: dict[str, Any]
     fail: FailHook | None = None
+
+    @property
+    def source(self) -> str:
+        """The input video."""
+        return self.cfg.input
+
+    @property
+    def path(self) -> str:
+        """The chunk's final path."""
+        return self.cfg.output
 
 
 _MODEL_CACHE: dict[tuple, Any] = {}  # per worker process: chunks reuse a loaded model
@@ -253,9 +270,6 @@ def _generator_for(model: Any, device_name: str) -> Any:
     """A loaded generator: ``model`` itself, or the model named by ``model`` (cached)."""
     if model is None or not isinstance(model, (str, os.PathLike)):
         return model
-    from vidcolor.devices import pick_device
-    from vidcolor.models.weights import load_generator, resolve_model_path
-
     device = pick_device(device_name)
     weights, _ = resolve_model_path(model)
     stamp = (weights.stat().st_mtime_ns, weights.stat().st_size) if weights.is_file() else None
@@ -267,7 +281,7 @@ def _generator_for(model: Any, device_name: str) -> Any:
 
 
 def render_chunk(job: ChunkJob, model: Any = "default") -> ChunkResult:
-    """Render one chunk with ``colorize_video(..., frames="S-E")`` (the body of a Ray task).
+    """Render one chunk with ``colorize --frames S-E`` (the body of a Ray task).
 
     Args:
         job: the chunk.
@@ -276,17 +290,15 @@ def render_chunk(job: ChunkJob, model: Any = "default") -> ChunkResult:
     Returns:
         A ChunkResult; a chunk already complete is reported as reused, not rendered again.
     """
-    from vidcolor.pipeline.run import colorize_video
-
     t0 = time.time()
     path = Path(job.path)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     if path.is_file():
         return ChunkResult(job.start, job.end, job.path, 0, time.time() - t0, True, worker)
-    generator = _generator_for(model, job.options.get("device", "auto"))
+    generator = _generator_for(model, job.cfg.device)
+    cfg = replace(job.cfg, frames=f"{job.start}-{job.end}", quiet=True, overwrite=False)
     with _failure_injected(job.fail, path, job.start):
-        report = colorize_video(job.source, job.path, model=generator, frames=f"{job.start}-{job.end}",
-                                quiet=True, overwrite=False, **job.options)
+        report = run.colorize(cfg, generator)
     return ChunkResult(job.start, job.end, job.path, report.frames, time.time() - t0, False, worker)
 
 
@@ -303,7 +315,7 @@ def import_ray():
         UsageError: when Ray is not installed.
     """
     try:
-        import ray
+        import ray  # optional (the farm extra): imported only when a farm runs
     except ImportError:
         raise UsageError("ray is not installed: pip install vidcolor[farm]") from None
     return ray
@@ -338,8 +350,6 @@ def _start_ray(ray, address: str | None, workers: int | None, quiet: bool) -> bo
     ours = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if address is None:
-            import torch
-
             gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
             cpus = workers or os.cpu_count() or 1
             ray.init(num_cpus=max(cpus, 1), num_gpus=gpus, include_dashboard=False,
@@ -450,70 +460,40 @@ def _task_model(model: Any) -> Any:
 
 def _absolute_reference(text: str) -> str:
     """``IMG[@FRAME]`` with IMG made absolute (the frame, when given, kept as it was)."""
-    from vidcolor.pipeline.reference import parse_reference
-
     ref = parse_reference(text)
     frame = f"@{ref.frame}" if text != ref.path else ""
     return f"{Path(ref.path).expanduser().resolve()}{frame}"
 
 
-def _check_job(cfg: ColorizeConfig, model: Any, chunk_frames: int, workers: int | None, max_retries: int):
-    """Refuse bad options and a bad input, output, reference or style before starting Ray:
-    the same checks as ``colorize`` (``check_video_run``) plus the farm's own; returns the probe."""
-    from vidcolor.io.atomic import check_output_path
-    from vidcolor.io.encode import check_hardware_codec, check_output_supported
-    from vidcolor.io.probe import media_kind, probe
-    from vidcolor.pipeline.run import check_video_run
-
-    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
-        raise UsageError(f"--chunk-frames must be a positive integer, got {chunk_frames!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise UsageError(f"--workers must be a positive integer, got {workers!r}")
-    if max_retries < 0:
-        raise UsageError(f"--max-retries must be 0 or more, got {max_retries}")
+def _check_job(cfg: ColorizeConfig, model: Generator | None) -> MediaInfo:
+    """Refuse a bad input, output, reference or style before starting Ray: the same checks as
+    ``colorize`` (``check_video_run``) plus the farm's own; returns the probe. (Bad option
+    values were refused when ``cfg`` and the ``FarmOptions`` were made.)"""
     if media_kind(cfg.input) == "image":
         raise UsageError(f"{cfg.input} is a still image; farm renders videos, use colorize for images")
     info = probe(cfg.input, verdict=not cfg.force)
-    check_video_run(cfg, info, None if model is None or isinstance(model, (str, os.PathLike)) else model)
+    check_video_run(cfg, info, model)
     check_output_path(cfg.output, cfg.overwrite, [cfg.input])
     check_hardware_codec(cfg.codec, info.video)  # workers check they have NVENC; the source is checked here
     check_output_supported(cfg.output, info, cfg.codec, copy_streams=True)
     return info
 
 
-def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: int = 1200,
-             address: str | None = None, workers: int | None = None, codec: str = "x264",
-             model: Any = "default", render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8,
-             chunk_dir: str | os.PathLike | None = None, keep_chunks: bool = False, quiet: bool = False, *,
-             crf: int | None = None, device: str = "auto", batch_size: str = "auto", compile_model: bool = False,
-             style: str | None = None,
-             strength: float = 1.0, references: Sequence[str] = (), force: bool = False,
-             deinterlace: bool = False, overwrite: bool = False,
-             max_retries: int = DEFAULT_MAX_RETRIES) -> FarmReport:
-    """Colorize ``input`` as chunks on Ray, skipping finished chunks, and merge into ``output``.
+def run_farm(cfg: ColorizeConfig, farm: FarmOptions = FarmOptions(), model: Generator | None = None) -> FarmReport:
+    """Colorize ``cfg.input`` as chunks on Ray, skipping finished chunks, and merge into ``cfg.output``.
 
     Args:
-        input: the source video (readable by every worker under this path).
-        output: the merged file; its extension is also the chunks' container.
-        chunk_frames: frames per chunk.
-        address: None starts a local Ray instance; ``"auto"`` joins the cluster this machine
-            belongs to; ``"ray://HOST:10001"`` connects to a remote cluster. A Ray instance
-            already running in this process is used as it is.
-        workers: the most chunks rendered at once (None: one per CPU, or per GPU where the
-            machine has CUDA, locally; whatever the cluster schedules otherwise).
-        codec: ``x264`` (also for ``auto``), ``x265``, ``prores``, ``ffv1`` (lossless, for
-            archives), ``nvenc-h264`` or ``nvenc-hevc`` (every node needs NVENC).
-        model: model name or path, or a loaded ``Generator`` (shipped to workers via Ray).
-        render_size: the model's short side.
-        smooth: temporal chroma smoothing strength.
-        chunk_dir: the chunk folder (default ``OUTPUT_STEM.chunks`` beside the output).
-        keep_chunks: keep the chunk files after a successful merge.
-        quiet: no progress bar and no worker log lines.
-        crf, device, batch_size, style, strength, references, force, deinterlace: as for
-            ``colorize``.
-        compile_model: ``colorize --compile`` on every worker.
-        overwrite: replace an existing output.
-        max_retries: times Ray re-runs a chunk whose worker process or node died.
+        cfg: what to render, as for ``colorize`` (``cfg.input`` readable by every worker under
+            this path; the output's extension is also the chunks' container). Its codec
+            ``auto`` is x264 here; ``nvenc-h264`` and ``nvenc-hevc`` need NVENC on every node.
+        farm: how to spread it: chunk length, Ray address (None starts a local Ray instance;
+            ``"auto"`` joins the cluster this machine belongs to; ``"ray://HOST:10001"``
+            connects to a remote one; a Ray instance already running in this process is used as
+            it is), workers (None: one per CPU, or per GPU where the machine has CUDA, locally;
+            whatever the cluster schedules otherwise), chunk folder (None:
+            ``OUTPUT_STEM.chunks`` beside the output), keep_chunks, max_retries (times Ray
+            re-runs a chunk whose worker process or node died).
+        model: a loaded ``Generator`` to use instead of ``cfg.model`` (shipped to workers via Ray).
 
     Returns:
         A FarmReport.
@@ -525,36 +505,32 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
         Interrupted: Ctrl-C or SIGTERM (finished chunks are kept).
     """
     t0 = time.time()
-    source, out = str(input), str(output)
+    source, out = cfg.input, cfg.output
 
     # 1. Refuse bad options, input, output or model before any work.
     ray = import_ray()
+    for flag, given in (("--frames", cfg.frames), ("--preview", cfg.preview), ("--resume", cfg.resume)):
+        if given:
+            raise UsageError(f"farm renders the whole film in chunks; {flag} is for colorize")
     # Every node must write the same encoder's stream or the chunks will not merge: "auto"
     # is x264 here (an explicit nvenc codec makes each node check it has NVENC).
-    codec = "x264" if codec == "auto" else codec
     # Workers may run elsewhere: give them the references by absolute path, like the source.
-    references = tuple(_absolute_reference(text) for text in references)
-    whole_film = ColorizeConfig(input=source, output=out, model=str(model) if isinstance(model, (str, os.PathLike)) else "default",
-                                style=style, strength=strength, references=references, render_size=render_size,
-                                smooth=smooth, codec=codec, crf=crf, device=device, batch_size=str(batch_size),
-                                compile=compile_model, overwrite=overwrite, force=force, deinterlace=deinterlace)
-    info = _check_job(whole_film, model, chunk_frames, workers, max_retries)
-    identity = model_identity(model)
+    cfg = replace(cfg, codec="x264" if cfg.codec == "auto" else cfg.codec,
+                  references=tuple(_absolute_reference(text) for text in cfg.references))
+    info = _check_job(cfg, model)
+    identity = model_identity(model if model is not None else cfg.model)
 
     # 2. Plan the chunks; finished ones (present under their final name, vouched for by the
     #    folder's manifest or their own stamp) are skipped.
-    plan = plan_chunks(info.video.frame_count, chunk_frames)
-    layout = ChunkLayout.for_job(source, out, chunk_dir)
-    settings = render_settings(whole_film, identity)
+    plan = plan_chunks(info.video.frame_count, farm.chunk_frames)
+    layout = ChunkLayout.for_job(source, out, farm.chunk_dir)
+    settings = render_settings(cfg, identity)
     stamp = chunk_stamp(source, settings)
-    options = {"codec": codec, "crf": crf, "render_size": render_size, "smooth": smooth, "device": device,
-               "batch_size": str(batch_size), "compile": compile_model, "style": style, "strength": strength,
-               "references": tuple(references), "force": force, "deinterlace": deinterlace, "chunk_stamp": stamp}
     with folder_lock(layout):
         # The manifest is written here, before any chunk, and removed only once no chunk is left.
         # chunk_frames too: a mistyped --chunk-frames is refused here, before any finished chunk
         # of the old plan could be removed as fitting no chunk of the new one.
-        check_manifest(layout, job_settings(source, info.video.frame_count, settings, chunk_frames=chunk_frames),
+        check_manifest(layout, job_settings(source, info.video.frame_count, settings, chunk_frames=farm.chunk_frames),
                        stamp=stamp)
         for stale in layout.all_partial_files():  # the lock says no other run is writing them
             log.info("farm: removing %s, left by a worker that stopped mid-chunk", stale.name)
@@ -569,36 +545,34 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
         if reused:
             log.info("farm: %d of %s already finished in %s", len(reused), count_of(len(plan), "chunk"), layout.folder)
         if todo:
-            _note_warmup(smooth, chunk_frames)
+            _note_warmup(cfg.smooth, farm.chunk_frames)
 
         # 3. Render the others as Ray tasks.
         results: list[ChunkResult] = []
         startup = render = 0.0
         if todo:
-            jobs = [ChunkJob(source=str(Path(source).resolve()), path=str(layout.path(r).resolve()), start=r[0],
-                             end=r[1], options=options, fail=FailHook.for_chunk(r[0])) for r in todo]
-            results, startup, render = _render_on_ray(ray, jobs, model, address, workers, device, max_retries,
-                                                      len(plan), len(reused), layout, out, quiet)
+            task_cfg = replace(cfg, input=str(Path(source).resolve()), chunk_stamp=stamp)
+            jobs = [ChunkJob(cfg=replace(task_cfg, output=str(layout.path(r).resolve())), start=r[0], end=r[1],
+                             fail=FailHook.for_chunk(r[0])) for r in todo]
+            results, startup, render = _render_on_ray(ray, jobs, model if model is not None else cfg.model,
+                                                      farm.address, farm.workers, cfg.device, farm.max_retries,
+                                                      len(plan), len(reused), layout, out, cfg.quiet)
 
         # 4. Merge (lossless remux with the source's audio and subtitles), then tidy up.
         t_merge = time.time()
-        from vidcolor.io.remux import merge_chunks
-
-        merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=overwrite,
+        merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=cfg.overwrite,
                               warn=False)  # _check_job warned before Ray started
         merge_seconds = time.time() - t_merge
-        if not keep_chunks:
+        if not farm.keep_chunks:
             remove_chunks(layout, plan)
     return FarmReport(output=out, frames=merged.frames, chunks=len(plan), rendered=list(todo), reused=list(reused),
-                      chunk_dir=str(layout.folder), kept_chunks=keep_chunks, copied_streams=merged.copied_streams,
+                      chunk_dir=str(layout.folder), kept_chunks=farm.keep_chunks, copied_streams=merged.copied_streams,
                       seconds=time.time() - t0, startup_seconds=startup, render_seconds=render,
-                      merge_seconds=merge_seconds, workers=workers, results=results)
+                      merge_seconds=merge_seconds, workers=farm.workers, results=results)
 
 
 def _note_warmup(smooth: float, chunk_frames: int) -> None:
-    from vidcolor.pipeline.smooth import warmup_frames
-
-    warm = warmup_frames(smooth) if smooth > 0 else 0
+    warm = ChromaSmoother(smooth).warmup_frames()
     if warm and chunk_frames < 4 * warm:
         log.info("farm: each chunk also decodes and smooths %d warm-up frames; chunks of %s "
                  "spend a large share of their time on them (use more --chunk-frames)", warm,

@@ -23,9 +23,11 @@ from vidcolor.metrics.scoring import clip_scores, image_scores, method_row
 from vidcolor.metrics.temporal import frame_luma
 from vidcolor.pipeline.batch import luma_to_unit, make_batch, render_shape, upsample_chroma
 from vidcolor.pipeline.generate import ChromaGenerator
-from vidcolor.pipeline.reference import Reference, ReferenceHints, blend, reach, read_reference
-from vidcolor.pipeline.smooth import smooth_sequence
-from vidcolor.pipeline.style import style_offsets, styled_luma
+from vidcolor.pipeline.after_model import AfterModel
+from vidcolor.pipeline.planes import MODEL_MATRIX
+from vidcolor.pipeline.reference import Reference, ReferenceHints, reach, read_reference
+from vidcolor.pipeline.smooth import ChromaSmoother
+from vidcolor.pipeline.style import styled_luma
 
 CLIP_METHODS = ("model", "per-frame", "grey", "truth")
 ALL_CLIPS = "all clips"
@@ -133,16 +135,17 @@ def evaluate_clip(generator: ChromaGenerator, path: Path, render_size: int, smoo
         small = [luma_to_unit(frame_luma(truth(t)) * 255.0, 8, True, render) for t in range(n)]
         bar.update(n)
         # 2. Per-frame chroma from the generate stage (with reference hints, if any), then the
-        #    smooth stage; references are blended in after smoothing, as in the pipeline.
+        #    pipeline's own after-model chain (smooth, reference, style); per-frame runs the
+        #    same chain with smoothing off.
         used = sorted({t for t in references if t < n})
         hints = reference_hints(truth8, used, small, render)
         raw = clip_chroma(generator, small, hints, bar.update)
-        smoothed = smooth_sequence(small, raw, smooth)
-        if styled:  # as the pipeline does it: coefficient maps smoothed, then applied
-            raw, smoothed = ([style_offsets(m, small[t]) for t, m in enumerate(seq)]
-                             for seq in (raw, smoothed))
-        chromas = {"model": [blend(c, hints.get(t)) for t, c in enumerate(smoothed)],
-                   "per-frame": [blend(c, hints.get(t)) for t, c in enumerate(raw)], "grey": None}
+        style_matrix = MODEL_MATRIX if styled else None  # methods are composed in the model's BT.601
+        chains = {"model": AfterModel(ChromaSmoother(smooth), style_matrix),
+                  "per-frame": AfterModel(ChromaSmoother(0.0), style_matrix)}
+        chromas = {method: [chain(small[t], c, hints.get(t)) for t, c in enumerate(raw)]
+                   for method, chain in chains.items()}
+        chromas["grey"] = None
 
         def predict(method: str, t: int, luma: np.ndarray) -> np.ndarray:
             c = chromas[method]

@@ -10,7 +10,7 @@ warp error; see ``evaluate_clip``.)
 Methods:
 
 - ``model``: the model exactly as ``vidcolor colorize`` runs it. Photos go through
-  ``pipeline.run.colorize_luma`` (the model at render size, its coefficients applied to the
+  ``pipeline.still.colorize_luma`` (the model at render size, its coefficients applied to the
   full-resolution luma) and ``color.fit_chroma_to_gamut``, as ``run_image``; clip frames go through the video path (render-size luma from
   ``pipeline.batch.luma_to_unit``, the ``ChromaGenerator``, the flow-guided
   ``ChromaSmoother`` at render size) and the chroma is upsampled bilinearly to full size.
@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from vidcolor import __version__
-from vidcolor.config import DEFAULT_RENDER_SIZE
+from vidcolor.config import DEFAULT_RENDER_SIZE, DEFAULT_SMOOTH, ColorizeConfig, check_setting
 from vidcolor.devices import pick_device
 from vidcolor.errors import UsageError
 from vidcolor.io.probe import IMAGE_EXTENSIONS
@@ -108,8 +108,7 @@ def _check_options(render_size: int, smooth: float, max_frames: int | None, max_
         flow_method(flow_name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if not 0.0 <= smooth < 1.0:
-        raise UsageError(f"--smooth must be in [0, 1), got {smooth}")
+    check_setting(ColorizeConfig, "smooth", smooth)  # the colorize option's own check
     for flag, value in (("--max-frames", max_frames), ("--max-images", max_images)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be a positive number, got {value}")
@@ -131,7 +130,7 @@ def _load_model(model: str | os.PathLike | Generator, device: torch.device) -> t
 
 
 def evaluate(model_name_or_generator: str | os.PathLike | Generator, paths: Sequence[str | os.PathLike] | str,
-             render_size: int = DEFAULT_RENDER_SIZE, smooth: float = 0.8, device: str = "auto", max_frames: int | None = None,
+             render_size: int = DEFAULT_RENDER_SIZE, smooth: float = DEFAULT_SMOOTH, device: str = "auto", max_frames: int | None = None,
              max_images: int | None = None, references: Iterable[int] | None = None, progress: bool = True,
              style: str | None = None, strength: float = 1.0, flow_name: str = "dis") -> dict:
     """Evaluate a model on colour photo folders and colour clips (see the module docstring).

@@ -14,7 +14,7 @@ from vidcolor.color import ycbcr_to_rgb
 from vidcolor.errors import InputError
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.probe import probe
-from vidcolor.pipeline.run import planes_to_rgb
+from vidcolor.pipeline.planes import planes_to_rgb
 
 
 def compose(luma: np.ndarray, chroma: np.ndarray | None) -> np.ndarray:

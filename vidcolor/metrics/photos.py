@@ -20,7 +20,7 @@ from vidcolor.metrics.registry import metrics_for
 from vidcolor.metrics.scoring import image_scores, method_row
 from vidcolor.metrics.temporal import frame_luma
 from vidcolor.models.generator import Generator
-from vidcolor.pipeline.run import colorize_luma
+from vidcolor.pipeline.still import colorize_luma
 
 PHOTO_METHODS = ("model", "grey", "truth")
 ALL_PHOTOS = "all photos"

@@ -15,19 +15,26 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError
-from vidcolor.farm.chunks import (ChunkLayout, check_manifest, chunk_stamp, format_range, job_settings, model_identity,
-                                  plan_chunks, remove_chunks, render_settings)
 from vidcolor.io.atomic import check_output_path
 from vidcolor.io.encode import AUTO_CODEC, check_output_supported
-from vidcolor.io.probe import probe
+from vidcolor.io.probe import MediaInfo, probe
 from vidcolor.io.remux import merge_chunks
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
+from vidcolor.pipeline.manifest import check_manifest, remove_chunks
+from vidcolor.pipeline.render_identity import chunk_stamp, job_settings, model_identity, render_settings
+from vidcolor.pipeline.report import RunReport
+from vidcolor.pipeline.segments import ChunkLayout, format_range, plan_chunks
+from vidcolor.pipeline.video_plan import check_video_run
+
+# Renders one segment: ``run.run_video`` (handed in by ``run.colorize``, which dispatches here).
+RenderSegment = Callable[[ColorizeConfig, Generator | None, MediaInfo], RunReport]
 
 log = logging.getLogger("vidcolor")
 
@@ -43,18 +50,17 @@ def _segment_codec(cfg: ColorizeConfig) -> str:
     return "x264" if cfg.codec == AUTO_CODEC else cfg.codec
 
 
-def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
+def run_resumable(cfg: ColorizeConfig, model: Generator | None, render_segment: RenderSegment) -> RunReport:
     """Colorize with resumable segments (see module docstring).
 
     Args:
         cfg: the run's options (``resume`` set).
         model: a generator to use instead of loading ``cfg.model``.
+        render_segment: renders one segment, ``render_segment(segment_cfg, model, info)`` (``run.run_video``).
 
     Returns:
         A ``RunReport`` for the whole film.
     """
-    from vidcolor.pipeline import run  # run.py dispatches here, so it is imported when called
-
     if cfg.frames:
         raise UsageError("--resume renders the whole film; for a frame range use --frames alone (a farm chunk)")
     if cfg.preview:
@@ -63,7 +69,7 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
         raise UsageError(f"segment length must be at least 1 frame, got {cfg.segment_frames}")
     t0 = time.time()
     info = probe(cfg.input, verdict=True)
-    run.check_video_run(cfg, info, model)  # a bad option must not leave a segment folder behind
+    check_video_run(cfg, info, model)  # a bad option must not leave a segment folder behind
     check_output_path(cfg.output, cfg.overwrite, [cfg.input])
     # The merged film must hold the codec and the source's streams: known now, not after rendering.
     check_output_supported(cfg.output, info, _segment_codec(cfg), copy_streams=True)
@@ -92,7 +98,7 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
             # name the same model differently from its description and refuse the next run).
             segment = replace(cfg, output=str(layout.path((start, end))), frames=format_range((start, end)),
                               resume=False, overwrite=True, quiet=True, chunk_stamp=stamp)
-            rendered += run.run_video(segment, model, info).frames  # one probe serves every segment
+            rendered += render_segment(segment, model, info).frames  # one probe serves every segment
             bar.update(end - start + 1)
     except (KeyboardInterrupt, Interrupted):
         bar.close()
@@ -104,5 +110,5 @@ def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):
     report = merge_chunks([str(p) for p in layout.paths(plan)], cfg.output, audio_from=cfg.input,
                           overwrite=cfg.overwrite, warn=False)  # check_output_supported warned
     remove_chunks(layout, plan)
-    return run.RunReport(cfg.output, report.frames, time.time() - t0, dropped=report.lost,
+    return RunReport(cfg.output, report.frames, time.time() - t0, dropped=report.lost,
                          copied_streams=report.copied_streams, rendered=rendered if rendered < report.frames else None)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from vidcolor import flow
+from vidcolor.config import DEFAULT_SMOOTH
 
 # Softening of the reliability mask: a small blur so that occlusion borders fade in and out
 # instead of leaving a hard seam between filtered and unfiltered chroma.
@@ -99,12 +100,21 @@ class ChromaSmoother:
             the frame just processed (the state was reset and its chroma passed through).
     """
 
-    def __init__(self, alpha: float = 0.8):
+    def __init__(self, alpha: float = DEFAULT_SMOOTH):
         _check_alpha(alpha)
         self.alpha = float(alpha)
         self.last_was_cut = False
         self._prev_gray: np.ndarray | None = None  # (H, W) uint8 luma of the previous frame
         self._prev_chroma: np.ndarray | None = None  # (H, W, C) float32 smoothed values
+
+    def warmup_frames(self) -> int:
+        """Frames a stream that starts mid-shot must run before its first output frame for its
+        output to match a run from the film's start (to within one code value).
+
+        Returns:
+            ``warmup_frames(alpha)``: 0 with smoothing off.
+        """
+        return warmup_frames(self.alpha)
 
     def reset(self) -> None:
         """Forget the history: the next frame is passed through as the start of a shot."""

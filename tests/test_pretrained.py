@@ -254,3 +254,38 @@ def test_inference_copy_folds_the_batch_norms_and_keeps_the_output():
         assert torch.allclose(folded(luma)["chroma"], g(luma)["chroma"], atol=1e-6)
     unet = Generator(base_channels=8, levels=2, max_channels=16, stem_factor=2, style_dim=8, z_dim=4)
     assert unet.for_inference() is unet
+
+
+def test_a_style_phase_on_the_style_path_alone_leaves_natural_colour_exactly(tmp_path):
+    """init_from a model without a style branch, add one (identity at the start), train the
+    style path only: the chroma head's output is bit for bit the init model's, styles move."""
+    torch.manual_seed(6)
+    base = build_generator(load(TINY).model)
+    for p in base.parameters():
+        p.data.add_(torch.randn_like(p) * 0.02)
+    save_generator(base.eval(), tmp_path / "base")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, img in enumerate(_colour_photos(3, 64)):
+        cv2.imwrite(str(photos / f"p{i}.png"), img[..., ::-1])
+    painting = tmp_path / "swirls.png"
+    cv2.imwrite(str(painting), _colour_photos(5, 64)[4][..., ::-1])
+    cfg = load(TINY, {"init_from": str(tmp_path / "base.json"), "style_images": [str(painting)], "model.style_branch": 2,
+                      "trained_parameters": "style", "steps_colorize": 0, "steps_style": 3, "lr_g": 1e-2,
+                      "sample_every": 1000, "checkpoint_every": 1000})
+    trainer = Trainer(cfg, tmp_path / "run", quiet=True)
+    luma = rgb_to_luma(torch.rand(2, 3, 32, 48))
+    with torch.no_grad():  # the new branch starts as the identity
+        assert torch.equal(trainer.generator.eval()(luma, heads=("rgb",))["rgb"], base(luma, heads=("rgb",))["rgb"])
+    trainable = {n for n, p in trainer.generator.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("style_embedding.", "style_blocks.", "style_films.", "rgb_head.")) for n in trainable)
+    stem = trainer.train([str(photos)])
+    model, _ = load_generator(stem)
+    styled = torch.tensor([1, 1])
+    with torch.no_grad():
+        assert torch.equal(model(luma)["chroma"], base(luma)["chroma"])
+        assert not torch.allclose(model(luma, style=styled, heads=("rgb",))["rgb"], base(luma, heads=("rgb",))["rgb"])
+    assert model.style_names == ("natural", "swirls") and model.config.style_branch == 2
+
+    with pytest.raises(ConfigError, match="trained_parameters"):
+        load(TINY, {"trained_parameters": "style"})  # tiny.toml has colorize steps

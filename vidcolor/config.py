@@ -40,6 +40,8 @@ class GeneratorConfig:
     # "unet" (light, from scratch) or "efficientnet_lite0" (ImageNet-trained trunk, which
     # needs levels 3 and stem_factor 4); models saved before this key existed are "unet".
     encoder: str = "unet"
+    # Style-modulated residual blocks before the RGB head only (0: none, as in older models).
+    style_branch: int = 0
 
     def __post_init__(self) -> None:
         if self.encoder == "efficientnet_lite0" and (self.levels, self.stem_factor) != (3, 4):
@@ -102,6 +104,9 @@ class TrainConfig:
     data: tuple[str, ...] = ()
     style_images: tuple[str, ...] = ()
     init_from: str = ""  # a model (name or path) whose weights start the generator ("": random)
+    # "all", or "style": only the style codes, the style branch and the RGB head (a style phase
+    # that leaves natural colour, the chroma head, exactly the init model's).
+    trained_parameters: str = "all"
     video_fraction: float = 0.3  # share of pairs drawn from clips (rest: photos under affine motion)
     hint_probability: float = 0.5  # share of samples given true-chroma hints
     style_fraction: float = 0.75  # style phase: share of samples given a painting style (rest: natural colour)
@@ -112,6 +117,9 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
+        if self.trained_parameters == "style" and self.steps_colorize:
+            raise ConfigError("config key 'trained_parameters' = \"style\" trains the style path alone, which only the "
+                              f"style phase uses: set steps_colorize to 0 (got {self.steps_colorize})")
         # Photos are cached with their long side at most max_photo_side; a larger crop would
         # train on enlarged (blurred) photos at a memory cost that grows with crop².
         if self.crop > self.max_photo_side:
@@ -146,8 +154,9 @@ _RUN_NAME_BAD = re.compile(r"[/\\\x00-\x1f]")  # the run name becomes a folder i
 # deep inside training or silently training something else.
 _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
     **{(GeneratorConfig, k): _at_least(1) for k in ("base_channels", "levels", "max_channels", "stem_factor", "style_dim")},
-    **{(GeneratorConfig, k): _at_least(0) for k in ("blocks", "z_dim")},
+    **{(GeneratorConfig, k): _at_least(0) for k in ("blocks", "z_dim", "style_branch")},
     (GeneratorConfig, "style_names"): ("a list of at least one name", lambda v: len(v) >= 1),
+    (TrainConfig, "trained_parameters"): ("all or style", lambda v: v in ("all", "style")),
     (GeneratorConfig, "encoder"): ("unet or efficientnet_lite0", lambda v: v in ("unet", "efficientnet_lite0")),
     (LossConfig, "features"): ("vgg16 or efficientnet_lite0", lambda v: v in ("vgg16", "efficientnet_lite0")),
     (LossConfig, "lite0_layers"): ("a list of at least one of stride2, stride4, stride8, stride16, stride32",

@@ -87,6 +87,10 @@ class Generator(nn.Module):
         z_dim: size of the noise vector added at the bottleneck.
         style_names: names of the styles; index 0 is natural colour.
         encoder: "unet" or "efficientnet_lite0".
+        style_branch: residual blocks, each modulated by the style code, between the decoder
+            and the RGB head (0: the RGB head reads the decoder directly). They start as the
+            identity, and only the RGB head sees them, so a style phase that trains only
+            ``style_parameters()`` cannot move natural colour (the chroma head) at all.
     """
 
     IN_CHANNELS = 4  # luma, hint Cb, hint Cr, hint mask
@@ -103,6 +107,7 @@ class Generator(nn.Module):
         z_dim: int = 32,
         style_names: tuple[str, ...] | list[str] = ("natural",),
         encoder: str = "unet",
+        style_branch: int = 0,
     ):
         super().__init__()
         assert levels >= 1 and stem_factor >= 1 and base_channels >= 4
@@ -119,6 +124,7 @@ class Generator(nn.Module):
             z_dim=z_dim,
             style_names=tuple(style_names),
             encoder=encoder,
+            style_branch=style_branch,
         )
         self.encoder_kind = encoder
         self.stem_factor = stem_factor
@@ -160,6 +166,8 @@ class Generator(nn.Module):
         # Heads give affine coefficients (a, b) per output channel.
         self.chroma_head = nn.Conv2d(chans[0], 4, 3, padding=1)
         self.rgb_head = nn.Conv2d(chans[0], 6, 3, padding=1)
+        self.style_blocks = nn.ModuleList(ResBlock(chans[0]) for _ in range(style_branch))
+        self.style_films = nn.ModuleList(FiLM(style_dim, chans[0]) for _ in range(style_branch))
         for head in (self.chroma_head, self.rgb_head):
             nn.init.normal_(head.weight, std=1e-3)
             nn.init.zeros_(head.bias)
@@ -186,6 +194,18 @@ class Generator(nn.Module):
         model = copy.deepcopy(self).eval()
         fold_batch_norms(model.encoder)
         return model
+
+    def style_parameters(self) -> list[nn.Parameter]:
+        """The parameters only the RGB (style) output depends on: the style codes, the style
+        branch and the RGB head. Training only these, with the style table's row 0 (natural
+        colour's code, which the decoder also reads) held fixed, leaves natural colour exactly
+        as it was.
+
+        Returns:
+            The parameters, in module order.
+        """
+        names = ("style_embedding.", "style_blocks.", "style_films.", "rgb_head.")
+        return [p for n, p in self.named_parameters() if n.startswith(names)]
 
     @property
     def style_names(self) -> tuple[str, ...]:
@@ -270,6 +290,8 @@ class Generator(nn.Module):
         if "chroma" in heads:
             out["chroma"] = self.chroma_head(x)
         if "rgb" in heads:
+            for block, film in zip(self.style_blocks, self.style_films):
+                x = film(block(x), s)
             out["rgb"] = self.rgb_head(x)
         return out
 

@@ -120,8 +120,11 @@ def check_init_model(config: TrainConfig) -> None:
         return
     theirs = read_model_card(config.init_from).get("config", {})
     ours = to_dict(config.model)
+    # A longer style branch is allowed: its new blocks start as the identity.
     differ = [f"{k} {theirs.get(k)!r} there, {v!r} here" for k, v in ours.items()
-              if k != "style_names" and theirs.get(k, v) != v]
+              if k not in ("style_names", "style_branch") and theirs.get(k, v) != v]
+    if theirs.get("style_branch", 0) > ours["style_branch"]:
+        differ.append(f"style_branch {theirs['style_branch']!r} there, {ours['style_branch']!r} here")
     if differ:
         raise ConfigError(f"init_from {config.init_from} is another architecture than this config's model "
                           f"({'; '.join(differ)}); set model_config to the one it was trained with")
@@ -200,6 +203,13 @@ def _worker_signal_as_interruption(exc: BaseException) -> BaseException:
     return KeyboardInterrupt()
 
 
+def _keep_natural_code(grad: torch.Tensor) -> torch.Tensor:
+    """The style table's gradient without its row 0 (natural colour's code)."""
+    grad = grad.clone()
+    grad[0] = 0.0
+    return grad
+
+
 class Trainer:
     """Owns one run: models, optimizers, data and the update order.
 
@@ -239,9 +249,17 @@ class Trainer:
         self.discriminator = build_discriminator(config.discriminator).to(self.device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         betas = (config.beta1, config.beta2)
+        if config.trained_parameters == "style":
+            # Everything natural colour depends on stays frozen (and costs no backward pass).
+            self.generator.requires_grad_(False)
+            for p in self.generator.style_parameters():
+                p.requires_grad_(True)
+            # Natural colour's code (row 0) feeds the decoder every frame: it must not move.
+            self.generator.style_embedding.weight.register_hook(_keep_natural_code)
         # A pretrained trunk is fine-tuned more gently than the layers that start from scratch.
-        encoder = [p for n, p in self.generator.named_parameters() if n.startswith("encoder.")]
-        rest = [p for n, p in self.generator.named_parameters() if not n.startswith("encoder.")]
+        trained = [(n, p) for n, p in self.generator.named_parameters() if p.requires_grad]
+        encoder = [p for n, p in trained if n.startswith("encoder.")]
+        rest = [p for n, p in trained if not n.startswith("encoder.")]
         groups = [{"params": rest}] + ([{"params": encoder, "lr": config.lr_g * config.encoder_lr_scale}] if encoder else [])
         self.opt_g = torch.optim.Adam(groups, lr=config.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
@@ -307,7 +325,9 @@ class Trainer:
         self.generator.load_state_dict(ours)
         kept = [n for n in self.config.model.style_names[1:] if n in rows]
         new = [n for n in self.config.model.style_names[1:] if n not in rows]
-        self.notice(f"generator initialised from {name_or_path}: all {len(ours)} tensors; styles kept: "
+        fresh = len(ours) - len(theirs)  # the blocks of a longer style branch (identity at start)
+        copied = f"all {len(ours)} tensors" if not fresh else f"{len(theirs)} tensors, {fresh} new in the style branch"
+        self.notice(f"generator initialised from {name_or_path}: {copied}; styles kept: "
                     f"{', '.join(kept) or 'none'}; new (from natural colour): {', '.join(new) or 'none'}")
 
     def _style_grams(self) -> dict[str, torch.Tensor] | None:

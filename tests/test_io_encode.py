@@ -29,7 +29,8 @@ from tests.media import (
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.encode import OutputWriter, check_output_supported, depth_loss, output_format, shift_bits
-from vidcolor.io.probe import probe, scan_timestamps
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS_709 = {"primaries": "bt709", "trc": "bt709", "colorspace": "bt709", "range": "tv"}

@@ -20,7 +20,8 @@ from tests.media import (
     read_planes,
 )
 from vidcolor.errors import InputError, OutputError, UsageError
-from vidcolor.io.probe import probe, scan_timestamps
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.probe import probe
 from vidcolor.io.remux import decode_timestamps, merge_chunks, reorder_depth
 
 RANGES = [(0, 3), (4, 8), (9, 11)]

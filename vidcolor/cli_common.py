@@ -186,7 +186,7 @@ def default_output(input_path: str) -> str:
         The output path.
     """
     from vidcolor.io.atomic import IMAGE_OUTPUT_EXTENSIONS
-    from vidcolor.io.probe import media_kind
+    from vidcolor.io.media_files import media_kind
     from vidcolor.io.remux import CONTAINER_FORMATS
 
     src = Path(input_path)

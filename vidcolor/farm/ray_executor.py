@@ -462,7 +462,8 @@ def _check_job(cfg: ColorizeConfig, model: Any, chunk_frames: int, workers: int 
     the same checks as ``colorize`` (``check_video_run``) plus the farm's own; returns the probe."""
     from vidcolor.io.atomic import check_output_path
     from vidcolor.io.encode import check_hardware_codec, check_output_supported
-    from vidcolor.io.probe import media_kind, probe
+    from vidcolor.io.media_files import media_kind
+    from vidcolor.io.probe import probe
     from vidcolor.pipeline.run import check_video_run
 
     if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:

@@ -21,18 +21,11 @@ import numpy as np
 
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, write_failure
-from vidcolor.io.probe import (
-    COLORSPACE_NAMES,
-    PRIMARIES_NAMES,
-    RANGE_FULL,
-    RANGE_LIMITED,
-    TRC_NAMES,
-    MediaInfo,
-    VideoStreamInfo,
-    is_rgb_like,
-    open_input,
-    scan_timestamps,
-)
+from vidcolor.io.color_metadata import COLORSPACE_NAMES, PRIMARIES_NAMES, RANGE_FULL, RANGE_LIMITED, TRC_NAMES
+from vidcolor.io.inputs import open_input
+from vidcolor.io.media_info import MediaInfo, VideoStreamInfo
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.pixel_formats import is_rgb_like
 from vidcolor.io.remux import (
     PacketCopier,
     StreamPlan,

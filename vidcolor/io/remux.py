@@ -20,7 +20,10 @@ import av
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
 from vidcolor.io.decode import iter_frames
-from vidcolor.io.probe import codec_name, ffmpeg_path, open_input, pick_video_stream, probe, scan_timestamps
+from vidcolor.io.inputs import ffmpeg_path, open_input, pick_video_stream
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.probe import probe
+from vidcolor.io.streams import codec_name
 from vidcolor.io.stamp import parse_stamp, source_fingerprint, stamp_of
 from vidcolor.io.stream_aspect import set_container_sample_aspect_ratio
 

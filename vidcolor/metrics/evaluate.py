@@ -59,8 +59,9 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import iter_frames
-from vidcolor.io.decode import read_image
-from vidcolor.io.probe import IMAGE_EXTENSIONS, find_media, probe
+from vidcolor.io.media_files import IMAGE_EXTENSIONS, find_media
+from vidcolor.io.probe import probe
+from vidcolor.io.stills import read_image
 from vidcolor.metrics.image import colourfulness, colourfulness_ratio, image_report
 from vidcolor.metrics.temporal import cdc, flow_method, frame_luma, warp_errors
 from vidcolor.models.generator import Generator

@@ -37,11 +37,14 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, TimestampError, UsageError
 from vidcolor.io.atomic import atomic_output, check_image_output, check_output_path
-from vidcolor.io.decode import DecodeStats, Frame, Still, iter_frames, read_still
+from vidcolor.io.decode import DecodeStats, Frame, iter_frames
 from vidcolor.io.encode import (AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported,
                                 depth_loss, resolve_codec, shift_bits)
-from vidcolor.io.probe import MediaInfo, media_kind, probe
+from vidcolor.io.media_files import media_kind
+from vidcolor.io.media_info import MediaInfo
+from vidcolor.io.probe import probe
 from vidcolor.io.stamp import STAMP_TAG
+from vidcolor.io.stills import Still, read_still
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, model_style_names

@@ -170,8 +170,9 @@ def style_sheet(model, image_path: str, sheet_path: str, render_size: int = DEFA
         The style names, in the sheet's order (left to right, top to bottom).
     """
     from vidcolor.io.decode import iter_frames
-    from vidcolor.io.probe import media_kind, probe
-    from vidcolor.io.decode import read_image
+    from vidcolor.io.media_files import media_kind
+    from vidcolor.io.probe import probe
+    from vidcolor.io.stills import read_image
     from vidcolor.pipeline.run import colorize_rgb, write_contact_sheet
 
     if media_kind(image_path) == "image":

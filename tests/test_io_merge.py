@@ -22,7 +22,7 @@ from tests.media import (
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.packet_scan import scan_timestamps
 from vidcolor.io.probe import probe
-from vidcolor.io.remux import decode_timestamps, merge_chunks, reorder_depth
+from vidcolor.io.merge import decode_timestamps, merge_chunks, reorder_depth
 
 RANGES = [(0, 3), (4, 8), (9, 11)]
 # A variable-rate film whose first frame is at 1/30 s (not 0) with a 0.3 s gap after its third
@@ -347,7 +347,7 @@ def test_merge_on_a_full_disk_names_the_output_not_its_temporary_file(tmp_path, 
 
     import av
 
-    import vidcolor.io.remux as remux
+    import vidcolor.io.merge as merge
 
     source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True)
     chunks = _chunks(tmp_path, source.path, "mkv", "ffv1")
@@ -356,7 +356,7 @@ def test_merge_on_a_full_disk_names_the_output_not_its_temporary_file(tmp_path, 
         raise av.error.OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.mkv"))
         yield  # a generator, like the real one
 
-    monkeypatch.setattr(remux, "_video_packets", full)
+    monkeypatch.setattr(merge, "_video_packets", full)
     with pytest.raises(OutputError) as excinfo:
         merge_chunks(chunks, str(tmp_path / "m.mkv"))
     assert str(excinfo.value) == f"cannot write {tmp_path / 'm.mkv'}: the disk is full; free some space or write to another disk"

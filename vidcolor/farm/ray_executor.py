@@ -583,7 +583,7 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
 
         # 4. Merge (lossless remux with the source's audio and subtitles), then tidy up.
         t_merge = time.time()
-        from vidcolor.io.remux import merge_chunks
+        from vidcolor.io.merge import merge_chunks
 
         merged = merge_chunks([str(p) for p in layout.paths(plan)], out, audio_from=source, overwrite=overwrite,
                               warn=False)  # _check_job warned before Ray started

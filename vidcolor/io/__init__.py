@@ -17,9 +17,9 @@ from vidcolor.io.decode import DecodeStats, Frame, iter_frames
 from vidcolor.io.encode import CODECS, OutputFormat, OutputWriter, check_output_supported, output_format, shift_bits
 from vidcolor.io.media_files import media_kind
 from vidcolor.io.media_info import MediaInfo, StreamInfo, VideoStreamInfo
+from vidcolor.io.merge import MergeReport, merge_chunks
 from vidcolor.io.packet_scan import scan_timestamps
 from vidcolor.io.probe import probe
-from vidcolor.io.remux import MergeReport, merge_chunks
 from vidcolor.io.report import format_report
 from vidcolor.io.timing import clamp_frame_range, frame_durations, parse_frame_range
 

@@ -60,6 +60,8 @@ def effective_crf(codec: str, crf: int | None) -> int | None:
     if codec not in DEFAULT_CRF:
         return None
     return DEFAULT_CRF[codec] if crf is None else crf
+
+
 AUTO_CODEC = "auto"  # NVENC H.264 beside a CUDA model when it opens, x264 otherwise
 HARDWARE_CODECS = ("nvenc-h264", "nvenc-hevc")  # 8-bit 4:2:0 or 4:4:4 only (see output_format)
 

@@ -25,7 +25,7 @@ from vidcolor.farm.chunks import (ChunkLayout, check_manifest, chunk_stamp, form
 from vidcolor.io.atomic import check_output_path
 from vidcolor.io.encode import AUTO_CODEC, check_output_supported
 from vidcolor.io.probe import probe
-from vidcolor.io.remux import merge_chunks
+from vidcolor.io.merge import merge_chunks
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 

@@ -18,6 +18,7 @@ import click
 
 from vidcolor.config import DEFAULT_RENDER_SIZE
 from vidcolor.errors import Interrupted, VidcolorError
+from vidcolor.io.codecs import CODEC_CHOICES
 
 # Errors that only writing can cause: reported as output problems (exit code 4) wherever they arise.
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -156,7 +157,7 @@ def render_options(fn: Callable) -> Callable:
         click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees (a multiple of 16, 32 to 2048)."),
         click.option("--smooth", default=0.8, show_default=True, type=float, help="Temporal chroma smoothing, 0 (off) to <1."),
         click.option("--codec", default="auto", show_default=True,
-                     type=click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"]),
+                     type=click.Choice(CODEC_CHOICES),
                      help="auto: NVENC H.264 when the model runs on an NVIDIA GPU and its encoder opens, else x264 "
                           "(always x264 for --frames chunks, --resume segments and farm jobs, so chunks merge)."),
         click.option("--crf", default=None, type=int, help="Quality, 0 (best) to 51: x264/x265 CRF (default 16/18), NVENC's cq (18/20)."),

@@ -38,6 +38,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from vidcolor.errors import OutputError, UsageError
 from vidcolor.io.atomic import atomic_output, process_alive
+from vidcolor.io.codecs import effective_crf
 from vidcolor.io.stamp import make_stamp, read_stamp, settings_fingerprint, source_fingerprint
 
 FrameRange = tuple[int, int]  # (start, end), inclusive, 0-based
@@ -274,7 +275,6 @@ def render_settings(cfg: Any, identity: Mapping[str, Any]) -> dict[str, Any]:
         A dict: model, codec, crf, render size, smoothing, style, references (by name, frame
         and content), deinterlace.
     """
-    from vidcolor.io.encode import effective_crf
     from vidcolor.pipeline.reference import reference_identity
     from vidcolor.pipeline.style import effective_style
 

@@ -53,6 +53,7 @@ from vidcolor.farm.chunks import (FAILED_ONCE_SUFFIX, ChunkLayout, FrameRange, c
                                   format_range, job_settings, model_identity, plan_chunks, remove_chunks,
                                   render_settings)
 from vidcolor.io.atomic import stale_partials
+from vidcolor.io.codecs import portable_codec
 from vidcolor.wording import count_of
 
 log = logging.getLogger("vidcolor")
@@ -502,8 +503,8 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
             already running in this process is used as it is.
         workers: the most chunks rendered at once (None: one per CPU, or per GPU where the
             machine has CUDA, locally; whatever the cluster schedules otherwise).
-        codec: ``x264`` (also for ``auto``), ``x265``, ``prores``, ``ffv1`` (lossless, for
-            archives), ``nvenc-h264`` or ``nvenc-hevc`` (every node needs NVENC).
+        codec: a ``--codec`` name (``vidcolor.io.codecs``); ``auto`` is the portable codec,
+            x264, and an NVENC codec needs NVENC on every node.
         model: model name or path, or a loaded ``Generator`` (shipped to workers via Ray).
         render_size: the model's short side.
         smooth: temporal chroma smoothing strength.
@@ -531,8 +532,8 @@ def run_farm(input: str | os.PathLike, output: str | os.PathLike, chunk_frames: 
     # 1. Refuse bad options, input, output or model before any work.
     ray = import_ray()
     # Every node must write the same encoder's stream or the chunks will not merge: "auto"
-    # is x264 here (an explicit nvenc codec makes each node check it has NVENC).
-    codec = "x264" if codec == "auto" else codec
+    # is the portable codec here (an explicit nvenc codec makes each node check it has NVENC).
+    codec = portable_codec(codec)
     # Workers may run elsewhere: give them the references by absolute path, like the source.
     references = tuple(_absolute_reference(text) for text in references)
     whole_film = ColorizeConfig(input=source, output=out, model=str(model) if isinstance(model, (str, os.PathLike)) else "default",

@@ -18,6 +18,7 @@ import av
 
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, atomic_output, write_failure
+from vidcolor.io.codecs import Codec, codec_for_stream
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.encode import check_output_supported
 from vidcolor.io.inputs import open_input, pick_video_stream
@@ -203,20 +204,24 @@ def _check_no_gap(chunks: list[_Chunk]) -> None:
                              "against the film, or pass --allow-gaps if the film really has that pause")
 
 
-def _codec_for_check(chunk: _Chunk) -> str | None:
-    """Our codec name for a chunk's stream, for the container check (None: not one we write)."""
-    return {"h264": "x264", "hevc": "x265", "prores": "prores", "ffv1": "ffv1"}.get(chunk.codec)
+def _chunk_codec(chunk: _Chunk) -> Codec:
+    """The codec that wrote a chunk's stream (NVENC's streams count as their software twin's).
+
+    Raises:
+        UsageError: a chunk whose video vidcolor does not write (not a chunk of ``colorize --frames``).
+    """
+    record = codec_for_stream(chunk.codec)
+    if record is None:
+        raise UsageError(f"chunk {chunk.path} holds {chunk.codec} video, which vidcolor does not write; merge takes "
+                         "chunks written by colorize --frames, --resume or farm")
+    return record
 
 
-def _check_container(chunks: list[_Chunk], output: str, audio_from: str) -> bool:
+def _check_container(chunks: list[_Chunk], output: str, audio_from: str) -> None:
     """Refuse, before writing, an output container that cannot hold the source's streams next to
-    the chunks' video: the check ``farm`` and ``colorize`` make (``check_output_supported``).
-    Returns whether it ran (it also logs what the output leaves out)."""
-    codec = _codec_for_check(chunks[0])
-    if codec is None:
-        return False
-    check_output_supported(output, probe(audio_from, verdict=False), codec, copy_streams=True)
-    return True
+    the chunks' video: the check ``farm`` and ``colorize`` make (``check_output_supported``);
+    it also logs what the output leaves out."""
+    check_output_supported(output, probe(audio_from, verdict=False), _chunk_codec(chunks[0]).name, copy_streams=True)
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -428,6 +433,7 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         raise UsageError("merge needs at least one chunk")
     described = sorted((_read_chunk(str(c)) for c in chunks), key=lambda c: c.times[0])
     _check_same_encoding(described)
+    _chunk_codec(described[0])  # chunks of a codec vidcolor does not write are refused, not merged blindly
     _check_same_stamp(described, audio_from)
     lost = 0
     if audio_from is not None:
@@ -436,7 +442,9 @@ def merge_chunks(chunks: Sequence[str], output: str, audio_from: str | None = No
         _check_no_overlap(described)
         if not allow_gaps:
             _check_no_gap(described)
-    checked = warn and audio_from is not None and _check_container(described, output, audio_from)
+    checked = warn and audio_from is not None
+    if checked:
+        _check_container(described, output, audio_from)
     inputs = [c.path for c in described] + ([audio_from] if audio_from else [])
     with atomic_output(output, overwrite=overwrite, input_paths=inputs) as temp:
         frames, copied = _write_merged(described, temp, audio_from, output if warn and not checked else None,

@@ -23,7 +23,8 @@ from vidcolor.errors import Interrupted, UsageError
 from vidcolor.farm.chunks import (ChunkLayout, check_manifest, chunk_stamp, format_range, job_settings, model_identity,
                                   plan_chunks, remove_chunks, render_settings)
 from vidcolor.io.atomic import check_output_path
-from vidcolor.io.encode import AUTO_CODEC, check_output_supported
+from vidcolor.io.codecs import portable_codec
+from vidcolor.io.encode import check_output_supported
 from vidcolor.io.probe import probe
 from vidcolor.io.merge import merge_chunks
 from vidcolor.models.generator import Generator
@@ -40,7 +41,7 @@ def segment_layout(cfg: ColorizeConfig) -> ChunkLayout:
 
 def _segment_codec(cfg: ColorizeConfig) -> str:
     """The codec segments are written with: they are portable outputs, so "auto" is x264."""
-    return "x264" if cfg.codec == AUTO_CODEC else cfg.codec
+    return portable_codec(cfg.codec)
 
 
 def run_resumable(cfg: ColorizeConfig, model: Generator | None = None):

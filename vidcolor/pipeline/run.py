@@ -38,8 +38,8 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, OutputError, TimestampError, UsageError
 from vidcolor.io.atomic import atomic_output, check_image_output, check_output_path
 from vidcolor.io.decode import DecodeStats, Frame, iter_frames
-from vidcolor.io.encode import (AUTO_CODEC, CODECS, HARDWARE_CODECS, OutputFormat, OutputWriter, check_output_supported,
-                                depth_loss, resolve_codec, shift_bits)
+from vidcolor.io.codecs import AUTO, CODECS, HARDWARE_CODECS, crf_unused, portable_codec
+from vidcolor.io.encode import OutputFormat, OutputWriter, check_output_supported, depth_loss, resolve_codec, shift_bits
 from vidcolor.io.media_files import media_kind
 from vidcolor.io.media_info import MediaInfo
 from vidcolor.io.probe import probe
@@ -275,8 +275,8 @@ MAX_CRF = 51  # x264's and x265's CRF scale and NVENC's cq all end at 51
 
 
 def _check_options(cfg: ColorizeConfig) -> None:
-    if cfg.codec not in CODECS and cfg.codec != AUTO_CODEC:
-        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {AUTO_CODEC}, {', '.join(CODECS)})")
+    if cfg.codec not in CODECS and cfg.codec != AUTO:
+        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {AUTO}, {', '.join(CODECS)})")
     if not 0.0 <= cfg.smooth < 1.0:
         raise UsageError(f"--smooth must be in [0, 1), got {cfg.smooth}")
     if not 0.0 <= cfg.strength <= 1.0:
@@ -286,9 +286,8 @@ def _check_options(cfg: ColorizeConfig) -> None:
     if cfg.crf is not None:
         if not 0 <= cfg.crf <= MAX_CRF:  # x264 would clamp 100 to 51 silently, x265 fail mid-run
             raise UsageError(f"--crf must be 0 (best) to {MAX_CRF}, got {cfg.crf}")
-        if cfg.codec in ("ffv1", "prores"):
-            log.warning("--crf has no effect with --codec %s (%s)", cfg.codec,
-                        "lossless" if cfg.codec == "ffv1" else "its profile sets the quality")
+        if reason := crf_unused(cfg.codec):
+            log.warning("--crf has no effect with --codec %s (%s)", cfg.codec, reason)
 
 
 def _batch_size(cfg: ColorizeConfig) -> int | None:
@@ -367,7 +366,7 @@ def _warn_what_the_output_changes(cfg: ColorizeConfig, info: MediaInfo) -> None:
     if video.interlaced and not cfg.deinterlace:
         log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
                     "container can say so); add --deinterlace for progressive frames", cfg.input)
-    codec = "x264" if cfg.codec == AUTO_CODEC else cfg.codec  # auto picks NVENC for 8-bit sources only
+    codec = portable_codec(cfg.codec)  # auto picks NVENC for 8-bit sources only
     if codec not in HARDWARE_CODECS and (loss := depth_loss(video, codec)):  # NVENC refuses deep sources
         log.warning("%s: %s", cfg.input, loss)
 
@@ -719,7 +718,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
             raise UsageError(f"{name} is for videos; {cfg.input} is a still image")
     # These only shape how a video is encoded or rendered; a batch may pass them to every
     # file of a folder, so a still takes them with a note instead of a refusal.
-    unused = [name for name, given in (("--codec", cfg.codec != AUTO_CODEC), ("--crf", cfg.crf is not None),
+    unused = [name for name, given in (("--codec", cfg.codec != AUTO), ("--crf", cfg.crf is not None),
                                        ("--deinterlace", cfg.deinterlace), ("--resume", cfg.resume))
               if given]
     if unused:

@@ -117,8 +117,8 @@ _RECORDS = (
           options=_prores_options, crf_unused="its profile sets the quality", stores_range=False),
     # FFV1 picks at least two slices itself, and in version 3 their edges must fall on chroma
     # samples, which a tiny frame cannot give (3x3 or 4x3 in 4:2:0, 1 pixel wide): it refuses
-    # to open ("Function not implemented"). One slice fits, and FFV1 takes it up to 352x288;
-    # a larger frame that no slicing fits is refused up front (encode._check_ffv1_slices).
+    # to open ("Function not implemented"). One slice fits small frames; a larger frame that
+    # no slicing fits is refused up front (encode._check_ffv1_slices).
     Codec("ffv1", "ffv1", "ffv1", max_depth=16, containers=".mkv", layout=_kept_layout, options=_ffv1_options,
           crf_unused="lossless", small_frame_options={"slices": "1"}, keeps_deep_sources=True,
           range_lost_in=frozenset({"avi"}), intra_only=True),

@@ -209,7 +209,7 @@ def _frames_from(container, stream, pts_list: list[int], start: int,
         if first.is_corrupt and index > 0:
             # A keyframe flag on a frame the decoder cannot start from (an open-GOP I-frame
             # without a recovery point): what follows is damaged until the next true IDR
-            # frame (60-70 luma codes off on a real clip), so start further back.
+            # frame, so start further back.
             continue
         if stamp <= target or index == 0:
             return itertools.chain([first], frames)

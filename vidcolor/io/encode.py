@@ -338,7 +338,7 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
     if container.format.name == "avi":
         # AVI stores no pts: a picture shows at its packet's place in decode order, so with an
         # encoder that reorders (B-frames: x264, NVENC) every frame showed late by the decoder's
-        # reorder delay (x264: two frames, 80 ms at 25 fps).
+        # reorder delay.
         ctx.max_b_frames = 0
     for attr, value in color_tags(video, fmt).items():
         setattr(ctx, attr, value)
@@ -416,8 +416,8 @@ class OutputWriter:
         self.format = output_format(source.video, codec, container_format(path))
         self._time_base = Fraction(source.video.time_base)
         # AVI counts time in frames: given a fine time base (an MP4's 1/12800), FFmpeg's AVI
-        # muxer pads every frame with empty index entries (50 frames read back as 1200). A
-        # constant-rate film is written in frame periods instead: the same instants.
+        # muxer pads every frame with empty index entries, so more frames read back than were
+        # written. A constant-rate film is written in frame periods instead: the same instants.
         self._encoder_base = self._time_base
         if container_format(path) == "avi" and not video.is_vfr and video.avg_rate:
             self._encoder_base = 1 / Fraction(video.avg_rate)

@@ -9,16 +9,15 @@ import numpy as np
 from vidcolor.io.decode import iter_frames
 from vidcolor.io.media_info import MediaInfo
 
-# Verdict thresholds in unit chroma (code minus mid, divided by the chroma range), tuned
-# on synthetic clips: encoder noise on neutral chroma stays under ~0.005 on average.
+# Verdict thresholds in unit chroma (code minus mid, divided by the chroma range), tuned on
+# synthetic clips to sit above the encoder noise of neutral chroma (figures: BENCHMARKS.md).
 GREY_MEAN_MAGNITUDE = 0.01
 GREY_P95_MAGNITUDE = 0.025
 TINT_SPREAD_RATIO = 0.5  # a tint's spread stays under half its offset
 # The statistics are taken on the means of square blocks, about this many along the long side:
 # colour (and a tint) covers areas, so it survives the averaging, while the zero-mean, spatially
-# random chroma noise of black-and-white film telecined on colour equipment averages away (a
-# 320x180 clip with noise of 2.7 codes: mean |chroma| 0.017 on pixels, over GREY_MEAN_MAGNITUDE;
-# 0.004 on its 5x5-pixel blocks).
+# random chroma noise of black-and-white film telecined on colour equipment averages away
+# (figures: BENCHMARKS.md, "Figures behind io's choices").
 _BLOCKS_ALONG = 32
 
 

@@ -215,7 +215,7 @@ def test_photo_model_matches_what_colorize_writes(report, data, tmp_path):
     """The photo path is run_image's: the PNG that `colorize --force` writes from the colour
     photo scores what the report says, up to 8-bit rounding."""
     from vidcolor.metrics.image import image_report
-    from vidcolor.io.decode import read_image
+    from vidcolor.io.stills import read_image
     from vidcolor.pipeline.run import colorize_video
 
     src = data["photos"] / "setA" / "img_0.png"

@@ -237,7 +237,7 @@ def test_stills_are_read_upright_as_viewers_show_them(tmp_path, ext):
     import cv2
 
     from tests.media import write_oriented_image
-    from vidcolor.io.decode import read_still
+    from vidcolor.io.stills import read_still
 
     rng = np.random.default_rng(1)
     stored = cv2.resize(rng.integers(0, 256, (4, 6, 3), dtype=np.uint8), (36, 24), interpolation=cv2.INTER_NEAREST)
@@ -256,7 +256,7 @@ def test_stills_are_read_upright_as_viewers_show_them(tmp_path, ext):
 
 def test_exif_orientation_of_odd_blocks_is_upright():
     from tests.media import exif_orientation_block
-    from vidcolor.io.decode import exif_orientation
+    from vidcolor.io.stills import exif_orientation
 
     assert exif_orientation(exif_orientation_block(6)) == 6
     assert exif_orientation(b"Exif\0\0" + exif_orientation_block(8, little_endian=True)) == 8  # JPEG APP1 prefix

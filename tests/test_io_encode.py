@@ -29,7 +29,8 @@ from tests.media import (
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.encode import OutputWriter, check_output_supported, depth_loss, output_format, shift_bits
-from vidcolor.io.probe import probe, scan_timestamps
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS_709 = {"primaries": "bt709", "trc": "bt709", "colorspace": "bt709", "range": "tv"}
@@ -757,3 +758,33 @@ def test_jpeg_range_source_becomes_tagged_full_range(tmp_path):
     assert probe(out, verdict=False).video.full_range
     for (_, y_in, _, _), (_, y_out, _, _) in zip(read_planes(clip.path), read_planes(out)):
         np.testing.assert_array_equal(y_in, y_out)
+
+
+def test_an_unknown_codec_is_an_error_everywhere(tmp_path):
+    """A codec name the registry does not hold is refused, never given another codec's options
+    (it used to get FFV1's) or another codec's defaults."""
+    from vidcolor.io import codecs, encode
+
+    fmt = output_format(_video(tmp_path, "yuv420p", "a.mkv"), "x264")
+    for ask in (lambda: encode.encoder_options("divx", None, fmt), lambda: codecs.codec_record("divx"),
+                lambda: codecs.effective_crf("divx", 20), lambda: output_format(_video(tmp_path, "yuv420p"), "divx")):
+        with pytest.raises(UsageError, match=r"unknown codec 'divx'; use one of x264, x265, prores, ffv1"):
+            ask()
+
+
+def test_the_codec_registry_decides_what_the_options_and_the_farm_use():
+    """--codec offers what the registry holds; auto is x264 wherever chunks must merge."""
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+    from vidcolor.io import codecs
+
+    assert codecs.CODEC_CHOICES == ("auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc")
+    result = CliRunner().invoke(main, ["colorize", "--help"])
+    assert "auto|x264|x265|prores|ffv1|nvenc-h264|nvenc-hevc" in result.output
+    assert codecs.portable_codec("auto") == "x264" and codecs.portable_codec("ffv1") == "ffv1"
+    assert codecs.codec_for_stream("hevc").name == "x265" and codecs.codec_for_stream("mpeg4") is None
+    assert codecs.crf_unused("ffv1") == "lossless" and codecs.crf_unused("auto") is None
+    for record in codecs.CODECS.values():  # every record is complete enough to encode with
+        assert record.encoder and record.stream_codec and record.containers and record.max_depth >= 8
+        assert (record.default_crf is None) == bool(record.crf_unused)

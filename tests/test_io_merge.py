@@ -20,8 +20,9 @@ from tests.media import (
     read_planes,
 )
 from vidcolor.errors import InputError, OutputError, UsageError
-from vidcolor.io.probe import probe, scan_timestamps
-from vidcolor.io.remux import decode_timestamps, merge_chunks, reorder_depth
+from vidcolor.io.merge import decode_timestamps, merge_chunks, reorder_depth
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.probe import probe
 
 RANGES = [(0, 3), (4, 8), (9, 11)]
 # A variable-rate film whose first frame is at 1/30 s (not 0) with a 0.3 s gap after its third
@@ -346,7 +347,7 @@ def test_merge_on_a_full_disk_names_the_output_not_its_temporary_file(tmp_path, 
 
     import av
 
-    import vidcolor.io.remux as remux
+    import vidcolor.io.merge as merge
 
     source = make_clip(tmp_path / "film.mkv", frames=12, lossless=True)
     chunks = _chunks(tmp_path, source.path, "mkv", "ffv1")
@@ -355,8 +356,19 @@ def test_merge_on_a_full_disk_names_the_output_not_its_temporary_file(tmp_path, 
         raise av.error.OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.mkv"))
         yield  # a generator, like the real one
 
-    monkeypatch.setattr(remux, "_video_packets", full)
+    monkeypatch.setattr(merge, "_video_packets", full)
     with pytest.raises(OutputError) as excinfo:
         merge_chunks(chunks, str(tmp_path / "m.mkv"))
     assert str(excinfo.value) == f"cannot write {tmp_path / 'm.mkv'}: the disk is full; free some space or write to another disk"
     assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
+
+
+def test_chunks_of_a_codec_vidcolor_does_not_write_are_refused(tmp_path):
+    """A chunk vidcolor could not have written (MPEG-4 Part 2 here) is refused in one line
+    before anything is written, with or without the source, instead of merging unchecked."""
+    source = make_clip(tmp_path / "film.mkv", frames=8, lossless=True, audio="aac")
+    chunk = make_clip(tmp_path / "chunk_0000_0007.mkv", frames=8, codec="mpeg4")
+    for audio_from in (None, str(source.path)):
+        with pytest.raises(UsageError, match=r"holds mpeg4 video, which vidcolor does not write"):
+            merge_chunks([str(chunk.path)], str(tmp_path / "m.mkv"), audio_from=audio_from)
+    assert not (tmp_path / "m.mkv").exists()

@@ -13,16 +13,12 @@ from hypothesis import strategies as st
 
 from tests.media import ffprobe_json, make_clip
 from vidcolor.errors import InputError, UsageError
-from vidcolor.io.probe import (
-    GREY_MEAN_MAGNITUDE,
-    chroma_to_unit,
-    format_report,
-    media_kind,
-    planar_equivalent,
-    probe,
-    scan_timestamps,
-    summarize_chroma,
-)
+from vidcolor.io.media_files import media_kind
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.pixel_formats import planar_equivalent
+from vidcolor.io.probe import probe
+from vidcolor.io.report import format_report
+from vidcolor.io.verdict import GREY_MEAN_MAGNITUDE, chroma_to_unit, summarize_chroma
 from vidcolor.io.timing import clamp_frame_range, frame_durations, parse_frame_range
 
 

@@ -92,7 +92,7 @@ def test_rgb_film_resumes_and_renders_chunks_as_tagged_ycbcr(tmp_path):
 def test_resumed_mp4_at_ntsc_rate_keeps_every_timestamp(tmp_path, ext, rate):
     """Segments of an H.264 film at an NTSC rate begin between milliseconds; they merge into a
     film with the source's exact timestamps and audio."""
-    from vidcolor.io.probe import scan_timestamps
+    from vidcolor.io.packet_scan import scan_timestamps
 
     clip = make_clip(tmp_path / f"film.{ext}", frames=24, rate=rate, audio="aac", content="moving")
     out = tmp_path / f"out.{ext}"
@@ -106,7 +106,7 @@ def test_resumed_mp4_at_ntsc_rate_keeps_every_timestamp(tmp_path, ext, rate):
 def test_variable_rate_film_keeps_its_length(tmp_path, resume):
     """The last frame of a variable-rate film keeps its own duration, so the film ends when the
     source does (it lasted one average frame period), whole or merged from segments."""
-    from vidcolor.io.probe import scan_timestamps
+    from vidcolor.io.packet_scan import scan_timestamps
 
     clip = make_clip(tmp_path / "film.mp4", frames=20, vfr=True, audio="aac", content="moving")
     out = tmp_path / "out.mp4"
@@ -121,7 +121,7 @@ def test_resumed_mp4_starting_after_zero_keeps_its_start(tmp_path, fixed_b_frame
     resumed MP4 has the plain run's timestamps (it used to start at 0, one frame early against
     the audio), by PyAV's decoding and by ffprobe."""
     from tests.test_io_merge import LATE_START_WITH_GAP
-    from vidcolor.io.probe import scan_timestamps
+    from vidcolor.io.packet_scan import scan_timestamps
 
     clip = make_clip(tmp_path / "film.mp4", vfr=True, rate=Fraction(30), audio="aac", pts=LATE_START_WITH_GAP)
     model = tiny_generator()

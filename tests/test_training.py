@@ -19,7 +19,7 @@ from vidcolor.cli import main
 from vidcolor.color import rgb_to_luma, rgb_to_ycbcr
 from vidcolor.config import load
 from vidcolor.errors import InputError, TrainingError
-from vidcolor.io.probe import find_media
+from vidcolor.io.media_files import find_media
 from vidcolor.losses import objective as objective_module
 from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from vidcolor.training.data import (

@@ -24,10 +24,10 @@ from vidcolor.config import DEFAULT_RENDER_SIZE  # noqa: E402
 from vidcolor.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
 from vidcolor.metrics.image import psnr  # noqa: E402
 from vidcolor.models.weights import load_generator  # noqa: E402
-from vidcolor.io.decode import read_image  # noqa: E402
+from vidcolor.io.stills import read_image  # noqa: E402
 from vidcolor.pipeline.preview import write_contact_sheet  # noqa: E402
 from vidcolor.pipeline.still import colorize_luma  # noqa: E402
-from vidcolor.io.probe import find_media  # noqa: E402
+from vidcolor.io.media_files import find_media  # noqa: E402
 
 ROW_HEIGHT = 200
 

@@ -148,7 +148,8 @@ def colorize(input_path, output, **options) -> None:
 @handle_errors
 def probe(input_path) -> None:
     """Show streams, timing, colour metadata and a grey/tinted/colour verdict."""
-    from vidcolor.io.probe import format_report, probe as probe_media
+    from vidcolor.io.probe import probe as probe_media
+    from vidcolor.io.report import format_report
 
     click.echo(format_report(probe_media(input_path, verdict=True)))
 

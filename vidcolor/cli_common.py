@@ -139,9 +139,28 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-# Click types the config cannot name: the codec list is the encoder's (io/encode) and stays
-# spelled here so that `vidcolor --help` loads no PyAV.
-_CLICK_TYPES = {"codec": click.Choice(["auto", "x264", "x265", "prores", "ffv1", "nvenc-h264", "nvenc-hevc"])}
+class _CodecChoice(click.Choice):
+    """``--codec``'s choices, read from the codec registry (``io/codecs``) when click first
+    shows or checks them rather than when the command is defined, so `vidcolor --help` loads
+    no PyAV."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """``auto`` and every codec the registry holds."""
+        from vidcolor.io.codecs import CODEC_CHOICES  # vidcolor.io loads PyAV: not at start-up
+
+        return CODEC_CHOICES
+
+    @choices.setter
+    def choices(self, _value: Any) -> None:  # click.Choice.__init__ sets it; the registry is the list
+        pass
+
+
+# Click types the config cannot name (config sits below io, so the codec list is not its own).
+_CLICK_TYPES = {"codec": _CodecChoice()}
 
 
 def _click_option(f: dataclasses.Field, hint: Any) -> Callable:
@@ -221,7 +240,7 @@ def default_output(input_path: str) -> str:
     """
     # vidcolor.io loads PyAV: imported when a command runs, not when `vidcolor --help` starts.
     from vidcolor.io.atomic import IMAGE_OUTPUT_EXTENSIONS
-    from vidcolor.io.probe import media_kind
+    from vidcolor.io.media_files import media_kind
     from vidcolor.io.remux import CONTAINER_FORMATS
 
     src = Path(input_path)

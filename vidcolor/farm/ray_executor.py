@@ -54,9 +54,12 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import Interrupted, UsageError, VidcolorError
 from vidcolor.farm.chunks import FAILED_ONCE_SUFFIX, folder_lock, remove_chunks
 from vidcolor.io.atomic import check_output_path, stale_partials
+from vidcolor.io.codecs import portable_codec
 from vidcolor.io.encode import check_hardware_codec, check_output_supported
-from vidcolor.io.probe import MediaInfo, media_kind, probe
-from vidcolor.io.remux import merge_chunks
+from vidcolor.io.media_files import media_kind
+from vidcolor.io.media_info import MediaInfo
+from vidcolor.io.merge import merge_chunks
+from vidcolor.io.probe import probe
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator, resolve_model_path
 from vidcolor.pipeline import run
@@ -484,8 +487,9 @@ def run_farm(cfg: ColorizeConfig, farm: FarmOptions = FarmOptions(), model: Gene
 
     Args:
         cfg: what to render, as for ``colorize`` (``cfg.input`` readable by every worker under
-            this path; the output's extension is also the chunks' container). Its codec
-            ``auto`` is x264 here; ``nvenc-h264`` and ``nvenc-hevc`` need NVENC on every node.
+            this path; the output's extension is also the chunks' container). Its codec is
+            a ``--codec`` name (``vidcolor.io.codecs``): ``auto`` is the portable codec, x264,
+            here, and an NVENC codec needs NVENC on every node.
         farm: how to spread it: chunk length, Ray address (None starts a local Ray instance;
             ``"auto"`` joins the cluster this machine belongs to; ``"ray://HOST:10001"``
             connects to a remote one; a Ray instance already running in this process is used as
@@ -513,9 +517,9 @@ def run_farm(cfg: ColorizeConfig, farm: FarmOptions = FarmOptions(), model: Gene
         if given:
             raise UsageError(f"farm renders the whole film in chunks; {flag} is for colorize")
     # Every node must write the same encoder's stream or the chunks will not merge: "auto"
-    # is x264 here (an explicit nvenc codec makes each node check it has NVENC).
+    # is the portable codec here (an explicit nvenc codec makes each node check it has NVENC).
     # Workers may run elsewhere: give them the references by absolute path, like the source.
-    cfg = replace(cfg, codec="x264" if cfg.codec == "auto" else cfg.codec,
+    cfg = replace(cfg, codec=portable_codec(cfg.codec),
                   references=tuple(_absolute_reference(text) for text in cfg.references))
     info = _check_job(cfg, model)
     identity = model_identity(model if model is not None else cfg.model)

@@ -3,7 +3,8 @@
 Luma must reach the encoder untouched, so frames are handed out as the decoder's own planes:
 8-bit formats as uint8, deeper ones as uint16 holding native code values, line padding
 cropped. Exotic formats (packed, semi-planar, RGB, palette) are converted once to the nearest
-planar yuv format of the same depth (``probe.planar_equivalent``).
+planar yuv format of the same depth (``pixel_formats.planar_equivalent``).
+Still images are read by ``stills``.
 """
 
 from __future__ import annotations
@@ -11,25 +12,19 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
-import struct
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Iterable, Iterator
 
 import av
 import numpy as np
 
 from vidcolor.errors import InputError, TimestampError
-from vidcolor.io.probe import (
-    MediaInfo,
-    ffmpeg_path,
-    is_image_format,
-    open_input,
-    planar_equivalent,
-    probe,
-    scan_timestamps,
-)
+from vidcolor.io.inputs import open_input
+from vidcolor.io.media_info import MediaInfo
+from vidcolor.io.packet_scan import RETIME_ADVICE, scan_timestamps
+from vidcolor.io.pixel_formats import planar_equivalent
+from vidcolor.io.streams import describe_media
 from vidcolor.io.timing import clamp_frame_range
 
 
@@ -99,7 +94,7 @@ def frame_planes(frame: av.VideoFrame, target: str,
 
     Args:
         frame: a decoded PyAV frame.
-        target: the planar format to deliver (see ``probe.planar_equivalent``).
+        target: the planar format to deliver (see ``pixel_formats.planar_equivalent``).
         matrix: the stream's matrix, used only to convert RGB or palette frames.
 
     Returns:
@@ -214,7 +209,7 @@ def _frames_from(container, stream, pts_list: list[int], start: int,
         if first.is_corrupt and index > 0:
             # A keyframe flag on a frame the decoder cannot start from (an open-GOP I-frame
             # without a recovery point): what follows is damaged until the next true IDR
-            # frame (60-70 luma codes off on a real clip), so start further back.
+            # frame, so start further back.
             continue
         if stamp <= target or index == 0:
             return itertools.chain([first], frames)
@@ -243,7 +238,7 @@ def iter_frames(path: str | os.PathLike, info: MediaInfo | None = None, start: i
         InputError: unreadable input, or no frame of the range could be decoded.
         UsageError: a range that starts past the last frame.
     """
-    info = info or probe(path, verdict=False)
+    info = info or describe_media(path)
     stats = stats if stats is not None else DecodeStats()
     video = info.video
     if video is None:
@@ -285,12 +280,6 @@ def _duration(av_frame: av.VideoFrame, index: int, pts: int, pts_list: list[int]
         frame_base = Fraction(av_frame.time_base or stream.time_base)
         return int(round(av_frame.duration * frame_base / Fraction(stream.time_base)))
     return None
-
-
-# What to do about a file whose timestamps go backwards (checked with FFmpeg 5.1: the frames
-# come out in the decoder's order, which is the right one, timed anew at the given rate).
-RETIME_ADVICE = ("re-time it at its frame rate and colorize the copy, e.g. ffmpeg -r 24 -i {path} -c:v ffv1 -c:a copy "
-                 "retimed.mkv (24: the film's real frame rate, e.g. 25 or 30000/1001)")
 
 
 def _backwards(path, video, stamp: int, previous: int, position: int | None) -> TimestampError:
@@ -368,144 +357,3 @@ def _decode_range(path, video, pts_list, start, end, target, deinterlace, stats)
             f"no frame of {path} could be decoded ({stats.corrupt_packets} corrupt packets); "
             "the file is damaged or its codec is unsupported"
         )
-
-
-@dataclass
-class Still:
-    """A still image as read: colour, transparency and the bit depth it was stored with."""
-
-    rgb: np.ndarray  # (H, W, 3) float32 in [0, 1]
-    alpha: np.ndarray | None  # (H, W) float32 in [0, 1], None when the image has none
-    bit_depth: int  # 8 or 16
-
-
-def _still_via_ffmpeg(path: str) -> np.ndarray | None:
-    """The first picture of an image file FFmpeg reads, as OpenCV would give it: BGR(A) or
-    grey, 8- or 16-bit; None when FFmpeg cannot read it either."""
-    try:
-        with av.open(ffmpeg_path(path)) as container:
-            # Only FFmpeg's image readers: a film named .png is a film, not its first frame.
-            if not is_image_format(container.format.name) or not container.streams.video:
-                return None
-            frame = next(container.decode(video=0), None)
-    except (av.error.FFmpegError, OSError, ValueError, StopIteration):
-        return None
-    if frame is None:
-        return None
-    components = frame.format.components
-    deep = max(c.bits for c in components) > 8
-    alpha = any(c.is_alpha for c in components)
-    if len(components) == 1 and not frame.format.is_rgb and not frame.format.name.startswith("pal"):
-        return frame.to_ndarray(format="gray16le" if deep else "gray")  # a grey scan stays grey
-    target = ("bgra64le" if deep else "bgra") if alpha else ("bgr48le" if deep else "bgr24")
-    return frame.to_ndarray(format=target)
-
-
-_EXIF_ORIENTATION = 0x0112
-
-
-def exif_orientation(exif: bytes) -> int:
-    """The Orientation tag (1 to 8) of an EXIF block, 1 (upright) when it has none.
-
-    Args:
-        exif: the block as OpenCV returns it: a TIFF header and its first IFD, with or without
-            the ``Exif\0\0`` prefix of a JPEG's APP1 segment.
-
-    Returns:
-        1 to 8, as the EXIF standard numbers them.
-    """
-    if exif.startswith(b"Exif\0\0"):
-        exif = exif[6:]
-    order = {b"II": "<", b"MM": ">"}.get(exif[:2])
-    if order is None:
-        return 1
-    try:
-        (ifd,) = struct.unpack_from(order + "I", exif, 4)
-        (count,) = struct.unpack_from(order + "H", exif, ifd)
-        for i in range(count):
-            # A 12-byte entry: tag, type, count, then the value; a SHORT sits in its first 2 bytes.
-            tag, kind, _, value = struct.unpack_from(order + "HHIH", exif, ifd + 2 + 12 * i)
-            if tag == _EXIF_ORIENTATION and kind == 3:
-                return value if 1 <= value <= 8 else 1
-    except struct.error:  # a truncated block: treat it as untagged
-        pass
-    return 1
-
-
-def upright(img: np.ndarray, orientation: int) -> np.ndarray:
-    """Turn a stored image the way its EXIF orientation says a viewer shows it.
-
-    Args:
-        img: ``(H, W)`` or ``(H, W, C)`` as stored.
-        orientation: the EXIF Orientation, 1 to 8.
-
-    Returns:
-        The image as shown (contiguous; height and width swapped for 5 to 8).
-    """
-    turned = {
-        2: lambda a: a[:, ::-1],  # mirrored left-right
-        3: lambda a: a[::-1, ::-1],  # upside down
-        4: lambda a: a[::-1],  # mirrored top-bottom
-        5: lambda a: a.swapaxes(0, 1),  # transposed
-        6: lambda a: np.rot90(a, -1),  # stored turned left: turn right (clockwise) to view
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),  # transposed across the other diagonal
-        8: lambda a: np.rot90(a, 1),  # stored turned right: turn left to view
-    }.get(orientation)
-    return img if turned is None else np.ascontiguousarray(turned(img))
-
-
-def _decode_upright(data: np.ndarray) -> np.ndarray | None:
-    """OpenCV's decode with depth and alpha kept, turned upright; None when OpenCV cannot read it.
-
-    IMREAD_UNCHANGED is the one mode that keeps 16 bits and alpha, and also the one in which
-    OpenCV leaves the EXIF orientation unapplied (phone photos would come out sideways), so
-    the orientation is read from the EXIF block the decoder returns and applied here. TIFF's
-    decoder turns the image itself and returns no EXIF block, so nothing is turned twice.
-    """
-    import cv2  # only stills need it; keeps `import vidcolor.io` light
-
-    img, kinds, blocks = cv2.imdecodeWithMetadata(data, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        return None
-    for kind, block in zip(kinds, blocks):
-        if kind == cv2.IMAGE_METADATA_EXIF:
-            return upright(img, exif_orientation(np.asarray(block, np.uint8).tobytes()))
-    return img
-
-
-def read_still(path: str) -> Still:
-    """Read a still image (8- or 16-bit; grey, grey+alpha, colour or colour+alpha), upright as
-    a viewer shows it (EXIF orientation applied).
-
-    Args:
-        path: image file.
-
-    Returns:
-        A ``Still``.
-    """
-    data = np.fromfile(path, dtype=np.uint8) if Path(path).is_file() else None
-    img = _decode_upright(data) if data is not None and data.size else None
-    if img is None and data is not None and data.size:
-        img = _still_via_ffmpeg(path)  # DPX and Targa scans: OpenCV has no reader for them
-    if img is None:
-        raise InputError(f"{path}: not a readable image")
-    bit_depth = 16 if img.dtype == np.uint16 else 8
-    img = img.astype(np.float32) / float((1 << bit_depth) - 1)
-    if img.ndim == 2:
-        img = img[..., None]
-    channels = img.shape[2]
-    alpha = np.ascontiguousarray(img[..., -1]) if channels in (2, 4) else None  # grey+alpha, BGRA
-    rgb = np.repeat(img[..., :1], 3, axis=2) if channels < 3 else np.ascontiguousarray(img[..., 2::-1])
-    return Still(rgb, alpha, bit_depth)
-
-
-def read_image(path: str) -> np.ndarray:
-    """Read a still image as float RGB in [0, 1] (8- or 16-bit, grey or colour, alpha dropped).
-
-    Args:
-        path: image file.
-
-    Returns:
-        ``(H, W, 3)`` float32.
-    """
-    return read_still(path).rgb

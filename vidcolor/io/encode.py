@@ -21,18 +21,12 @@ import numpy as np
 
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, write_failure
-from vidcolor.io.probe import (
-    COLORSPACE_NAMES,
-    PRIMARIES_NAMES,
-    RANGE_FULL,
-    RANGE_LIMITED,
-    TRC_NAMES,
-    MediaInfo,
-    VideoStreamInfo,
-    is_rgb_like,
-    open_input,
-    scan_timestamps,
-)
+from vidcolor.io.codecs import AUTO, CODECS, HARDWARE_CODECS, PORTABLE_CODEC, codec_record, portable_codec
+from vidcolor.io.color_metadata import COLORSPACE_NAMES, PRIMARIES_NAMES, RANGE_FULL, RANGE_LIMITED, TRC_NAMES
+from vidcolor.io.inputs import open_input
+from vidcolor.io.media_info import MediaInfo, VideoStreamInfo
+from vidcolor.io.packet_scan import scan_timestamps
+from vidcolor.io.pixel_formats import SUBSAMPLING_FAMILY, is_rgb_like
 from vidcolor.io.remux import (
     PacketCopier,
     StreamPlan,
@@ -48,42 +42,8 @@ from vidcolor.matrices import MATRIX_TAGS
 
 log = logging.getLogger("vidcolor")
 
-CODECS = {"x264": "libx264", "x265": "libx265", "prores": "prores_ks", "ffv1": "ffv1",
-          "nvenc-h264": "h264_nvenc", "nvenc-hevc": "hevc_nvenc"}
-DEFAULT_CRF = {"x264": 16, "x265": 18, "nvenc-h264": 18, "nvenc-hevc": 20}
-
-
-def effective_crf(codec: str, crf: int | None) -> int | None:
-    """The quality setting an encoder really runs with, for comparing runs' settings.
-
-    Args:
-        codec: a vidcolor codec name (``"x264"``...), as written (not ``"auto"``).
-        crf: ``--crf`` as given, or None.
-
-    Returns:
-        The CRF (the codec's default when not given), or None for codecs that take none
-        (FFV1, ProRes), so an unused or restated ``--crf`` does not count as another setting.
-    """
-    if codec not in DEFAULT_CRF:
-        return None
-    return DEFAULT_CRF[codec] if crf is None else crf
-AUTO_CODEC = "auto"  # NVENC H.264 beside a CUDA model when it opens, x264 otherwise
-HARDWARE_CODECS = ("nvenc-h264", "nvenc-hevc")  # 8-bit 4:2:0 or 4:4:4 only (see output_format)
-
-# The deepest samples each codec writes: x264 and ProRes 10 bits, x265 12, FFV1 all (16).
-MAX_DEPTH = {"x264": 10, "x265": 12, "prores": 10, "ffv1": 16, "nvenc-h264": 8, "nvenc-hevc": 8}
-_DEPTH_KEEPERS = ("x265", "ffv1")  # named when a codec cuts a deep source's bits
-
-_FAMILIES = {(0, 0): "444", (1, 0): "422", (1, 1): "420", (2, 0): "411", (0, 1): "440", (2, 2): "410"}
+_FAMILIES = SUBSAMPLING_FAMILY
 _SHIFTS = {family: shift for shift, family in _FAMILIES.items()}
-# Families x264/x265 cannot encode, mapped to one that keeps all of the source's chroma detail.
-_WIDER_FAMILY = {"411": "422", "440": "444", "410": "420"}
-_PRORES_PROFILE_HQ = "3"
-_PRORES_PROFILE_4444 = "4"
-
-# Where each codec can go, for the one-line hint when a container refuses it.
-_SUGGESTED_CONTAINER = {"x264": ".mp4 or .mkv", "x265": ".mp4 or .mkv", "prores": ".mov or .mkv", "ffv1": ".mkv",
-                        "nvenc-h264": ".mp4 or .mkv", "nvenc-hevc": ".mp4 or .mkv"}
 
 
 @dataclass(frozen=True)
@@ -125,8 +85,8 @@ def output_format(video: VideoStreamInfo, codec: str, container: str | None = No
     """The pixel layout ``codec`` writes for a source.
 
     x264/x265 keep the subsampling and bit depth (gray becomes 4:2:0 since the output has
-    colour) up to their deepest: x264 10 bits, x265 12 (``MAX_DEPTH``; ``depth_loss`` words
-    the cut). NVENC writes 8-bit 4:2:0, or 4:4:4 for 4:4:4 sources
+    colour) up to their deepest: x264 10 bits, x265 12 (``Codec.max_depth``; ``depth_loss``
+    words the cut). NVENC writes 8-bit 4:2:0, or 4:4:4 for 4:4:4 sources
     (deeper sources are refused by ``resolve_codec``). ProRes is 4:2:2 10-bit (4:4:4 10-bit
     for 4:4:4 sources), always limited range: its bitstream has no range flag and decoders
     read it as limited, so a full-range source's luma is rescaled (``pipeline.run.output_luma``).
@@ -137,7 +97,7 @@ def output_format(video: VideoStreamInfo, codec: str, container: str | None = No
 
     Args:
         video: the source's video stream.
-        codec: a key of ``CODECS``.
+        codec: a key of ``codecs.CODECS``.
         container: the output's muxer name, where known (``"avi"`` changes the range).
 
     Returns:
@@ -146,22 +106,14 @@ def output_format(video: VideoStreamInfo, codec: str, container: str | None = No
     Raises:
         UsageError: for an unknown codec.
     """
-    if codec not in CODECS:
-        raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+    record = codec_record(codec)
     family = "420" if video.is_gray else _FAMILIES.get(tuple(video.chroma_shift), "444")
-    depth = video.bit_depth
-    if codec in ("x264", "x265"):
-        family = _WIDER_FAMILY.get(family, family)
-        depth = min(8 if depth <= 8 else 10 if depth <= 10 else 12, MAX_DEPTH[codec])
-    elif codec in HARDWARE_CODECS:
-        family, depth = ("444" if family == "444" else "420"), 8
-    elif codec == "prores":
-        family, depth = ("444" if family == "444" else "422"), 10
+    family, depth = record.layout(family, video.bit_depth)
     pix_fmt = _pix_fmt_name(family, depth)
-    if pix_fmt not in _supported_formats(CODECS[codec]):
+    if pix_fmt not in _supported_formats(record.encoder):
         family = "444"
         pix_fmt = _pix_fmt_name(family, depth)
-    range_unstored = codec == "prores" or (codec == "ffv1" and container == "avi")
+    range_unstored = not record.stores_range or container in record.range_lost_in
     full_range = video.full_range and not range_unstored
     return OutputFormat(pix_fmt=pix_fmt, bit_depth=depth, chroma_shift=_SHIFTS[family], width=video.width,
                         height=video.height, full_range=full_range, matrix=video.matrix)
@@ -172,7 +124,7 @@ def depth_loss(video: VideoStreamInfo, codec: str) -> str | None:
 
     Args:
         video: the source's video stream.
-        codec: a key of ``CODECS``.
+        codec: a key of ``codecs.CODECS``.
 
     Returns:
         None when the output keeps every bit of the source; else the line, naming the codecs
@@ -181,7 +133,8 @@ def depth_loss(video: VideoStreamInfo, codec: str) -> str | None:
     kept = output_format(video, codec).bit_depth
     if kept >= video.bit_depth:
         return None
-    keepers = [c for c in _DEPTH_KEEPERS if c != codec and MAX_DEPTH[c] >= video.bit_depth]
+    keepers = [name for name, record in CODECS.items()
+               if record.keeps_deep_sources and name != codec and record.max_depth >= video.bit_depth]
     advice = f"; --codec {' or '.join(keepers)} keeps all {video.bit_depth}" if keepers else ""
     return (f"the source is {video.bit_depth}-bit and {codec} writes at most {kept} bits, so every sample "
             f"(luma included) is cut to {kept} bits{advice}")
@@ -215,7 +168,7 @@ def encoder_opens(codec: str) -> bool:
     Returns:
         True when a small encoder context opens.
     """
-    return codec in CODECS and _context_opens(CODECS[codec], 256, 256, "yuv420p")
+    return codec in CODECS and _context_opens(CODECS[codec].encoder, 256, 256, "yuv420p")
 
 
 @functools.lru_cache(maxsize=None)
@@ -255,6 +208,9 @@ def check_hardware_codec(codec: str, video: VideoStreamInfo | None) -> None:
                          f"{video.width}x{video.height}; use x264, x265, prores or ffv1")
 
 
+_AUTO_HARDWARE = "nvenc-h264"  # what auto picks beside a CUDA model
+
+
 def resolve_codec(codec: str, video: VideoStreamInfo | None, cuda: bool, portable: bool) -> str:
     """The encoder a run uses: ``auto`` picked, a hardware codec checked before any work.
 
@@ -270,22 +226,22 @@ def resolve_codec(codec: str, video: VideoStreamInfo | None, cuda: bool, portabl
         portable: the output is a chunk to be merged with others.
 
     Returns:
-        A key of ``CODECS``.
+        A key of ``codecs.CODECS``.
 
     Raises:
         UsageError: an unknown codec, or a hardware codec this machine or source cannot use.
     """
-    if codec == AUTO_CODEC:
+    if codec == AUTO:
         if not cuda or portable or video is None:
-            return "x264"
+            return portable_codec(codec)
         try:
-            check_hardware_codec("nvenc-h264", video)
+            check_hardware_codec(_AUTO_HARDWARE, video)
         except UsageError:
-            return "x264"
-        same_layout = output_format(video, "nvenc-h264").chroma_shift == output_format(video, "x264").chroma_shift
-        return "nvenc-h264" if same_layout and encoder_opens("nvenc-h264") else "x264"
+            return PORTABLE_CODEC
+        same_layout = output_format(video, _AUTO_HARDWARE).chroma_shift == output_format(video, PORTABLE_CODEC).chroma_shift
+        return _AUTO_HARDWARE if same_layout and encoder_opens(_AUTO_HARDWARE) else PORTABLE_CODEC
     if codec not in CODECS:
-        raise UsageError(f"unknown codec {codec!r}; use one of {AUTO_CODEC}, {', '.join(CODECS)}")
+        raise UsageError(f"unknown codec {codec!r}; use one of {AUTO}, {', '.join(CODECS)}")
     check_hardware_codec(codec, video)
     if codec in HARDWARE_CODECS and not encoder_opens(codec):
         raise UsageError(f"--codec {codec}: NVIDIA's hardware encoder cannot be opened on this machine "
@@ -332,36 +288,26 @@ def color_tags(video: VideoStreamInfo, fmt: OutputFormat) -> dict[str, int]:
 
 
 def encoder_options(codec: str, crf: int | None, fmt: OutputFormat) -> dict[str, str]:
-    """Private options of the encoder behind ``codec``.
+    """Private options of the encoder behind ``codec`` (``Codec.options``), with its
+    ``small_frame_options`` where the encoder does not open without them for this frame.
 
     Args:
         codec: our codec name.
         crf: quality for x264/x265 (None: 16 for x264, 18 for x265), NVENC's cq (None: 18 for
-            H.264, 20 for HEVC).
+            H.264, 20 for HEVC); codecs without a quality setting ignore it.
         fmt: the output layout (ProRes picks its profile from it).
 
     Returns:
         Options for ``add_stream``.
+
+    Raises:
+        UsageError: for an unknown codec.
     """
-    if codec == "x264":
-        return {"crf": str(DEFAULT_CRF["x264"] if crf is None else crf), "preset": "medium"}
-    if codec == "x265":
-        return {"crf": str(DEFAULT_CRF["x265"] if crf is None else crf), "preset": "medium",
-                "x265-params": "log-level=error"}
-    if codec in HARDWARE_CODECS:
-        # Constant quality (cq plays crf's part; b=0 lifts the bitrate cap), high-quality preset.
-        return {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": str(DEFAULT_CRF[codec] if crf is None else crf), "b": "0"}
-    if codec == "prores":
-        return {"profile": _PRORES_PROFILE_4444 if fmt.chroma_shift == (0, 0) else _PRORES_PROFILE_HQ,
-                "vendor": "apl0"}
-    # FFV1 version 3: multithreaded slices with CRCs, every frame a keyframe (lossless archive).
-    options = {"level": "3", "slicecrc": "1", "coder": "range_def", "context": "1"}
-    if not _context_opens(CODECS[codec], fmt.width, fmt.height, fmt.pix_fmt, tuple(options.items())):
-        # FFV1 picks at least two slices itself, and in version 3 their edges must fall on chroma
-        # samples, which a tiny frame cannot give (3x3 or 4x3 in 4:2:0, 1 pixel wide): it refused
-        # to open ("Function not implemented"). One slice fits, and FFV1 takes it up to 352x288;
-        # a larger frame that no slicing fits is refused up front (_check_ffv1_slices).
-        options["slices"] = "1"
+    record = codec_record(codec)
+    options = record.options(crf, fmt)
+    if record.small_frame_options and not _context_opens(record.encoder, fmt.width, fmt.height, fmt.pix_fmt,
+                                                         tuple(options.items())):
+        options.update(record.small_frame_options)
     return options
 
 
@@ -379,19 +325,20 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
     Returns:
         The PyAV video stream.
     """
-    stream = container.add_stream(CODECS[codec], rate=video.avg_rate or None, options=encoder_options(codec, crf, fmt))
+    record = codec_record(codec)
+    stream = container.add_stream(record.encoder, rate=video.avg_rate or None, options=encoder_options(codec, crf, fmt))
     ctx = stream.codec_context
     stream.width, stream.height, stream.pix_fmt = fmt.width, fmt.height, fmt.pix_fmt
     ctx.time_base = video.time_base
     stream.time_base = video.time_base
     if video.avg_rate:
         ctx.framerate = video.avg_rate
-    if codec == "ffv1":
+    if record.intra_only:
         ctx.gop_size = 1
     if container.format.name == "avi":
         # AVI stores no pts: a picture shows at its packet's place in decode order, so with an
         # encoder that reorders (B-frames: x264, NVENC) every frame showed late by the decoder's
-        # reorder delay (x264: two frames, 80 ms at 25 fps).
+        # reorder delay.
         ctx.max_b_frames = 0
     for attr, value in color_tags(video, fmt).items():
         setattr(ctx, attr, value)
@@ -406,8 +353,8 @@ def add_video_stream(container, video: VideoStreamInfo, codec: str, crf: int | N
         # Without --deinterlace every frame still holds both fields, so the output is as
         # interlaced as its source: the flag tells players to deinterlace it (Matroska's FieldOrder).
         ctx.field_order = video.field_order
-    if codec in ("x265", "nvenc-hevc") and container.format.name in ("mp4", "mov"):
-        stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
+    if record.mp4_tag and container.format.name in ("mp4", "mov"):
+        stream.codec_tag = record.mp4_tag  # e.g. hvc1, the tag Apple players require for HEVC
     if video.rotation:
         stream.set_display_rotation(video.rotation)
     return stream
@@ -448,7 +395,7 @@ class OutputWriter:
         Args:
             path: the output file (usually ``atomic_output``'s temporary name).
             source: the probed source.
-            codec: a key of ``CODECS``.
+            codec: a key of ``codecs.CODECS``.
             crf: x264/x265 quality, NVENC's constant quality (None: default).
             copy_streams: copy the source's audio, subtitle and data streams.
             video_only: write the video alone (farm chunks).
@@ -469,8 +416,8 @@ class OutputWriter:
         self.format = output_format(source.video, codec, container_format(path))
         self._time_base = Fraction(source.video.time_base)
         # AVI counts time in frames: given a fine time base (an MP4's 1/12800), FFmpeg's AVI
-        # muxer pads every frame with empty index entries (50 frames read back as 1200). A
-        # constant-rate film is written in frame periods instead: the same instants.
+        # muxer pads every frame with empty index entries, so more frames read back than were
+        # written. A constant-rate film is written in frame periods instead: the same instants.
         self._encoder_base = self._time_base
         if container_format(path) == "avi" and not video.is_vfr and video.avg_rate:
             self._encoder_base = 1 / Fraction(video.avg_rate)
@@ -666,8 +613,7 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
         UsageError: unknown codec or extension, a container that refuses the codec or a stream.
         InputError: a source without video.
     """
-    if codec not in CODECS:
-        raise UsageError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+    codec_record(codec)  # an unknown codec is refused before the source is looked at
     if source.video is None:
         raise InputError(f"{source.path} has no video stream")
     format_name = container_format(path)
@@ -675,13 +621,13 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
     fmt = output_format(video, codec, format_name)
     # A container takes NVENC's stream as it takes its software twin's (same bitstream); the
     # twin can be opened here even where the hardware cannot (a farm's driver machine).
-    codec = {"nvenc-h264": "x264", "nvenc-hevc": "x265"}.get(codec, codec)
+    codec = codec_record(codec).software_twin or codec
     _check_size_fits_subsampling(path, codec, fmt)
     _check_ffv1_slices(path, codec, fmt)
     error = _header_error(format_name, video, codec, [])
     if error is not None:
         raise UsageError(f"cannot write {codec} ({fmt.pix_fmt} {fmt.width}x{fmt.height}) to {path}: {error}; "
-                         f"use {_SUGGESTED_CONTAINER[codec]} or another codec")
+                         f"use {codec_record(codec).containers} or another codec")
     if copy_streams:
         _check_copied_streams(path, format_name, source, codec)
 
@@ -689,7 +635,7 @@ def check_output_supported(path, source: MediaInfo, codec: str, copy_streams: bo
 def _check_size_fits_subsampling(path, codec: str, fmt: OutputFormat) -> None:
     """x264/x265/NVENC need a frame size that is a whole number of chroma samples."""
     sx, sy = fmt.chroma_shift
-    if codec in ("x264", "x265", *HARDWARE_CODECS) and (fmt.width % (1 << sx) or fmt.height % (1 << sy)):
+    if codec_record(codec).whole_chroma_samples and (fmt.width % (1 << sx) or fmt.height % (1 << sy)):
         raise UsageError(f"cannot write {path}: {codec} needs a width and height divisible by "
                          f"{1 << sx} and {1 << sy} for {fmt.pix_fmt}, the video is {fmt.width}x{fmt.height}; "
                          "use --codec ffv1 or prores to keep its exact size")
@@ -698,7 +644,7 @@ def _check_size_fits_subsampling(path, codec: str, fmt: OutputFormat) -> None:
 def _check_ffv1_slices(path, codec: str, fmt: OutputFormat) -> None:
     """FFV1 refuses a frame it cannot cut into slices (even one slice, e.g. 3x300 in 4:2:0):
     no container would take it, so the usual "use .mkv" advice would be wrong."""
-    if codec == "ffv1" and not _context_opens(CODECS[codec], fmt.width, fmt.height, fmt.pix_fmt,
+    if codec == "ffv1" and not _context_opens(CODECS[codec].encoder, fmt.width, fmt.height, fmt.pix_fmt,
                                               tuple(encoder_options(codec, None, fmt).items())):
         raise UsageError(f"cannot write {path}: FFV1 cannot cut a {fmt.width}x{fmt.height} {fmt.pix_fmt} frame into "
                          "slices; use --codec prores, or x264 for even sizes")

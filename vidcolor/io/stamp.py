@@ -16,6 +16,9 @@ import os
 import re
 from typing import Any, Mapping
 
+from vidcolor.errors import InputError
+from vidcolor.io.inputs import open_input
+
 STAMP_TAG = "comment"
 _PREFIX = "vidcolor chunk"
 _STAMP_RE = re.compile(r"^vidcolor chunk source=(?P<source>[0-9a-f]{16}) settings=(?P<settings>[0-9a-f]{16})$")
@@ -105,9 +108,6 @@ def read_stamp(path: str | os.PathLike) -> str | None:
     Returns:
         The stamp text, or None (no stamp, or a file PyAV cannot open).
     """
-    from vidcolor.errors import InputError
-    from vidcolor.io.probe import open_input
-
     try:
         with open_input(path) as container:
             return stamp_of(dict(container.metadata))

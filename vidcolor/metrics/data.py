@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Iterable
 
-from vidcolor.io.probe import find_media
+from vidcolor.io.media_files import find_media
 
 
 def find_data(paths: Iterable[str | os.PathLike]) -> tuple[dict[Path, list[Path]], list[Path]]:

@@ -57,7 +57,7 @@ from vidcolor import __version__
 from vidcolor.config import DEFAULT_RENDER_SIZE, DEFAULT_SMOOTH, ColorizeConfig, check_setting
 from vidcolor.devices import pick_device
 from vidcolor.errors import UsageError
-from vidcolor.io.probe import IMAGE_EXTENSIONS
+from vidcolor.io.media_files import IMAGE_EXTENSIONS
 from vidcolor.metrics.clips import ALL_CLIPS, CLIP_METHODS, evaluate_clips
 from vidcolor.metrics.data import find_data
 from vidcolor.metrics.frames import compose, read_clip

@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from vidcolor.color import fit_chroma_to_gamut
-from vidcolor.io.decode import read_image
+from vidcolor.io.stills import read_image
 from vidcolor.metrics.aggregate import aggregate_rows, mark_if_grey, note_left_out
 from vidcolor.metrics.data import unique_names
 from vidcolor.metrics.frames import compose

@@ -11,7 +11,7 @@ from vidcolor.errors import OutputError
 from vidcolor.io.atomic import atomic_output
 from vidcolor.io.decode import Frame
 from vidcolor.io.encode import OutputFormat
-from vidcolor.io.probe import VideoStreamInfo
+from vidcolor.io.media_info import VideoStreamInfo
 from vidcolor.pipeline.planes import planes_to_rgb
 
 PREVIEW_FRAMES = 4

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vidcolor.config import ColorizeConfig
-from vidcolor.io.encode import effective_crf
+from vidcolor.io.codecs import effective_crf
 from vidcolor.io.stamp import make_stamp, settings_fingerprint, source_fingerprint
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import read_model_card, resolve_model_path

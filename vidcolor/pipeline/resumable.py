@@ -22,9 +22,11 @@ from tqdm import tqdm
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import Interrupted, UsageError
 from vidcolor.io.atomic import check_output_path
-from vidcolor.io.encode import AUTO_CODEC, check_output_supported
-from vidcolor.io.probe import MediaInfo, probe
-from vidcolor.io.remux import merge_chunks
+from vidcolor.io.codecs import portable_codec
+from vidcolor.io.encode import check_output_supported
+from vidcolor.io.media_info import MediaInfo
+from vidcolor.io.merge import merge_chunks
+from vidcolor.io.probe import probe
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.manifest import check_manifest, remove_chunks
@@ -47,7 +49,7 @@ def segment_layout(cfg: ColorizeConfig) -> ChunkLayout:
 
 def _segment_codec(cfg: ColorizeConfig) -> str:
     """The codec segments are written with: they are portable outputs, so "auto" is x264."""
-    return "x264" if cfg.codec == AUTO_CODEC else cfg.codec
+    return portable_codec(cfg.codec)
 
 
 def run_resumable(cfg: ColorizeConfig, model: Generator | None, render_segment: RenderSegment) -> RunReport:

@@ -27,8 +27,11 @@ from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, UsageError
 from vidcolor.io.atomic import atomic_output, check_output_path
 from vidcolor.io.decode import DecodeStats, iter_frames
-from vidcolor.io.encode import HARDWARE_CODECS, OutputWriter, check_output_supported, resolve_codec
-from vidcolor.io.probe import MediaInfo, VideoStreamInfo, media_kind, probe
+from vidcolor.io.codecs import HARDWARE_CODECS
+from vidcolor.io.encode import OutputWriter, check_output_supported, resolve_codec
+from vidcolor.io.media_files import media_kind
+from vidcolor.io.media_info import MediaInfo, VideoStreamInfo
+from vidcolor.io.probe import probe
 from vidcolor.io.stamp import STAMP_TAG
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator

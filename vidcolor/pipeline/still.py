@@ -15,8 +15,8 @@ from vidcolor.config import ColorizeConfig
 from vidcolor.devices import pick_device
 from vidcolor.errors import OutputError, UsageError
 from vidcolor.io.atomic import atomic_output, check_image_output
-from vidcolor.io.decode import Still, read_still
-from vidcolor.io.encode import AUTO_CODEC
+from vidcolor.io.codecs import AUTO
+from vidcolor.io.stills import Still, read_still
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import load_generator
 from vidcolor.pipeline.batch import render_shape
@@ -129,7 +129,7 @@ def run_image(cfg: ColorizeConfig, model: Generator | None = None) -> RunReport:
             raise UsageError(f"{name} is for videos; {cfg.input} is a still image")
     # These only shape how a video is encoded or rendered; a batch may pass them to every
     # file of a folder, so a still takes them with a note instead of a refusal.
-    unused = [name for name, given in (("--codec", cfg.codec != AUTO_CODEC), ("--crf", cfg.crf is not None),
+    unused = [name for name, given in (("--codec", cfg.codec != AUTO), ("--crf", cfg.crf is not None),
                                        ("--deinterlace", cfg.deinterlace), ("--resume", cfg.resume))
               if given]
     if unused:

@@ -8,8 +8,10 @@ import torch
 
 from vidcolor.color import luma_codes_to_unit, rgb_to_ycbcr
 from vidcolor.config import DEFAULT_RENDER_SIZE
-from vidcolor.io.decode import iter_frames, read_image
-from vidcolor.io.probe import media_kind, probe
+from vidcolor.io.decode import iter_frames
+from vidcolor.io.media_files import media_kind
+from vidcolor.io.probe import probe
+from vidcolor.io.stills import read_image
 from vidcolor.pipeline.preview import write_contact_sheet
 from vidcolor.pipeline.still import colorize_rgb
 from vidcolor.pipeline.style import style_code

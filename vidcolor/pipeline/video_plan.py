@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from vidcolor.config import ColorizeConfig
 from vidcolor.errors import InputError, TimestampError, UsageError
 from vidcolor.io.atomic import check_image_output
-from vidcolor.io.encode import AUTO_CODEC, CODECS, HARDWARE_CODECS, depth_loss
-from vidcolor.io.probe import MediaInfo
+from vidcolor.io.codecs import AUTO, CODECS, HARDWARE_CODECS, crf_unused, portable_codec
+from vidcolor.io.encode import depth_loss
+from vidcolor.io.media_info import MediaInfo
 from vidcolor.io.timing import clamp_frame_range, parse_frame_range
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import model_style_names
@@ -38,19 +39,18 @@ class VideoPlan:
 
 
 def check_options(cfg: ColorizeConfig) -> None:
-    """Refuse a codec the encoder does not know; say when ``--crf`` cannot apply.
+    """Refuse a codec the registry (``io/codecs``) does not hold; say when ``--crf`` cannot apply.
 
     The values no run can use (``--smooth 1.5``, ``--crf 99``...) are refused by
-    ``ColorizeConfig`` itself; what is left here needs the encoder's knowledge.
+    ``ColorizeConfig`` itself; what is left here needs the codec registry's knowledge.
 
     Args:
         cfg: the run's options.
     """
-    if cfg.codec not in CODECS and cfg.codec != AUTO_CODEC:
-        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {AUTO_CODEC}, {', '.join(CODECS)})")
-    if cfg.crf is not None and cfg.codec in ("ffv1", "prores"):
-        log.warning("--crf has no effect with --codec %s (%s)", cfg.codec,
-                    "lossless" if cfg.codec == "ffv1" else "its profile sets the quality")
+    if cfg.codec not in CODECS and cfg.codec != AUTO:
+        raise UsageError(f"unknown --codec {cfg.codec!r} (valid: {AUTO}, {', '.join(CODECS)})")
+    if cfg.crf is not None and (reason := crf_unused(cfg.codec)):
+        log.warning("--crf has no effect with --codec %s (%s)", cfg.codec, reason)
 
 
 def _batch_size(cfg: ColorizeConfig) -> int | None:
@@ -120,7 +120,7 @@ def _warn_what_the_output_changes(cfg: ColorizeConfig, info: MediaInfo) -> None:
     if video.interlaced and not cfg.deinterlace:
         log.warning("%s is interlaced: the output keeps both fields in each frame (flagged interlaced where the "
                     "container can say so); add --deinterlace for progressive frames", cfg.input)
-    codec = "x264" if cfg.codec == AUTO_CODEC else cfg.codec  # auto picks NVENC for 8-bit sources only
+    codec = portable_codec(cfg.codec)  # auto picks NVENC for 8-bit sources only
     if codec not in HARDWARE_CODECS and (loss := depth_loss(video, codec)):  # NVENC refuses deep sources
         log.warning("%s: %s", cfg.input, loss)
 

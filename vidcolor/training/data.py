@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from vidcolor.errors import TrainingError
 from vidcolor.flow import checked_flow
-from vidcolor.io.probe import ffmpeg_path, find_media
+from vidcolor.io.inputs import ffmpeg_path
+from vidcolor.io.media_files import find_media
 
 AFFINE_MARGIN = 16  # pixels around a photo crop, so frame t+1 has content at its borders
 GREY_SPREAD = 2.0  # mean spread of R, G, B (8-bit levels) below which an image has no colour

@@ -973,7 +973,7 @@ def test_default_output_names_are_types_we_write(tmp_path, model_path):
     """Without -o the output keeps the input's type where we write it; a GIF (or .ts, .mpg...)
     becomes .mkv and a still of a type we do not write becomes .png, instead of a default
     name that is itself refused."""
-    from vidcolor.cli_common import default_output
+    from vidcolor.commands.common import default_output
 
     gif = tmp_path / "anim.gif"
     with av.open(str(gif), "w") as container:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from tests.media import make_clip
 from vidcolor.errors import UsageError
 from vidcolor.metrics import evaluate as ev
-from vidcolor.metrics.cli import eval_command
+from vidcolor.commands.evaluate import eval_command
 from vidcolor.metrics.temporal import cdc, clip_report, frame_luma, warp_error
 from vidcolor.models.generator import Generator
 from vidcolor.models.weights import save_generator

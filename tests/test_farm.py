@@ -25,7 +25,7 @@ from tests.media import make_clip, read_packets, read_planes
 from vidcolor.errors import InputError, OutputError, UsageError
 from vidcolor.config import ColorizeConfig, FarmOptions
 from vidcolor.farm.chunks import remove_chunks
-from vidcolor.farm.cli import farm_command, merge_command
+from vidcolor.commands.farm import farm_command, merge_command
 from vidcolor.farm.ray_executor import (FAIL_CHUNK_ENV, FAIL_MODE_ENV, FAIL_ONCE_ENV, ChunkJob, FailHook,
                                         InjectedFailure, import_ray, render_chunk, run_farm)
 from vidcolor.models.generator import Generator
@@ -324,7 +324,7 @@ def test_render_chunk_fails_mid_chunk_then_retries_and_reuses(tmp_path, film, mo
 
 
 def test_cli_module_imports_without_ray_or_torch_and_registers():
-    code = ("import sys, vidcolor.farm.cli, vidcolor.farm; "
+    code = ("import sys, vidcolor.commands.farm, vidcolor.farm; "
             "assert not {'ray', 'torch'} & set(sys.modules), sorted({'ray', 'torch'} & set(sys.modules))")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

@@ -152,7 +152,7 @@ def _has_cxx_compiler() -> bool:
 
 
 @pytest.mark.skipif(not _has_cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler")
-def test_compiled_run_equals_the_plain_run(tmp_path, model_path, caplog):
+def test_compiled_run_equals_the_plain_run(tmp_path, model_path, caplog):  # noqa: F811 - the fixture
     """``--compile``: the same planes as without it (within a code value), the run's last, short
     batch padded to the compiled batch size instead of compiling a second graph."""
     from torch._dynamo.utils import counters

@@ -457,7 +457,7 @@ def test_still_keeps_its_bit_depth_and_transparency(tmp_path, model_path, caplog
 def test_film_scans_opencv_cannot_read_are_stills(tmp_path, model_path, codec, pix_fmt, ext, bits):
     """DPX (the film-scan format) and Targa were taken for one-frame videos (written as .mkv,
     and `-o scan.png` refused); they are stills, read through FFmpeg, 16-bit kept."""
-    from vidcolor.cli_common import default_output
+    from vidcolor.commands.common import default_output
 
     ramp = np.add.outer(np.arange(48), np.arange(64)).astype(np.float64) / 110  # 0..1
     src = tmp_path / f"scan.{ext}"

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from vidcolor.cli_common import (OneLineErrorGroup, config_options, default_output, handle_errors, non_empty_path,
+from vidcolor.commands.common import (OneLineErrorGroup, config_options, default_output, handle_errors, non_empty_path,
                                  render_options)
 from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
 from vidcolor.errors import OutputError, UsageError
@@ -68,7 +68,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--config", "config_path", type=click.Path(), help="Training config (TOML).")
 @click.option("--data", "data", multiple=True, type=click.Path(), help="Photo folder or colour clip (repeatable).")
 @click.option("--resume", "resume", type=click.Path(), help="Run folder to continue from its checkpoint (its own config and data).")
-@click.option("--style-image", "style_images", multiple=True, type=click.Path(), help="Painting to learn as a style, named after the file (repeatable).")
+@click.option("--style-image", "style_images", multiple=True, type=click.Path(),
+              help="Painting to learn as a style, named after the file (repeatable).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set steps_colorize=100.")
 @click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(), help="Folder for numbered run folders.")
 @click.option("--until", "until", type=int, help="Stop at this step and export; past the config's total, a finished run trains on.")
@@ -156,7 +157,8 @@ def probe(input_path) -> None:
 
 @main.command()
 @click.option("--model", default="default", show_default=True, help="Model name or path.")
-@click.option("--sheet", default=None, type=click.Path(), callback=non_empty_path, help="Write a thumbnail sheet PNG: --image in every style.")
+@click.option("--sheet", default=None, type=click.Path(), callback=non_empty_path,
+              help="Write a thumbnail sheet PNG: --image in every style.")
 @click.option("--image", default=None, type=click.Path(), help="Image or video (first frame) for --sheet.")
 @click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --sheet.")
@@ -182,9 +184,9 @@ def styles(model, sheet, image, render_size, overwrite) -> None:
         click.echo(f"wrote {sheet}")
 
 
-from vidcolor.farm.cli import farm_command, merge_command  # noqa: E402 - after the group they join
+from vidcolor.commands.farm import farm_command, merge_command  # noqa: E402 - after the group they join
 
-from vidcolor.metrics.cli import eval_command  # noqa: E402
+from vidcolor.commands.evaluate import eval_command  # noqa: E402
 
 main.add_command(merge_command)
 main.add_command(farm_command)

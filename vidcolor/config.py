@@ -141,6 +141,9 @@ def _share(upper_open: bool = False) -> tuple[str, Callable[[Any], bool]]:
     return "between 0 and 1", lambda v: math.isfinite(v) and 0 <= v <= 1
 
 
+# The EfficientNet-Lite0 feature maps the loss can tap (models.features.LITE0_LAYERS).
+LITE0_LAYER_NAMES = ("stride2", "stride4", "stride8", "stride16", "stride32")
+
 # Size caps: a training step's memory grows with crop² (crop 4096 took 24 GB on a tiny model
 # and was OOM-killed); every photo and clip sits in memory at up to max_photo_side /
 # max_video_frames. Generous for a GPU, far from what kills a shared machine.
@@ -159,8 +162,8 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
     (TrainConfig, "trained_parameters"): ("all or style", lambda v: v in ("all", "style")),
     (GeneratorConfig, "encoder"): ("unet or efficientnet_lite0", lambda v: v in ("unet", "efficientnet_lite0")),
     (LossConfig, "features"): ("vgg16 or efficientnet_lite0", lambda v: v in ("vgg16", "efficientnet_lite0")),
-    (LossConfig, "lite0_layers"): ("a list of at least one of stride2, stride4, stride8, stride16, stride32",
-                                   lambda v: len(v) >= 1 and all(x in ("stride2", "stride4", "stride8", "stride16", "stride32") for x in v)),
+    (LossConfig, "lite0_layers"): (f"a list of at least one of {', '.join(LITE0_LAYER_NAMES)}",
+                                   lambda v: len(v) >= 1 and all(x in LITE0_LAYER_NAMES for x in v)),
     **{(DiscriminatorConfig, k): _at_least(1) for k in ("base_channels", "levels", "max_channels")},
     **{(LossConfig, k): _at_least(0) for k in ("lambda_adv", "lambda_l1", "lambda_perceptual", "lambda_style",
                                                "lambda_identity", "lambda_flicker")},

@@ -25,25 +25,6 @@ _STAMP_RE = re.compile(r"^vidcolor chunk source=(?P<source>[0-9a-f]{16}) setting
 _SAMPLE = 1 << 20  # bytes read at each end of the source
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a whole file, read a MiB at a time.
-
-    Args:
-        path: the file.
-
-    Returns:
-        64 hex digits.
-
-    Raises:
-        OSError: the file cannot be read.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def source_fingerprint(path: str | os.PathLike) -> str:
     """A cheap fingerprint of a file's content: its size and its first and last MiB.
 

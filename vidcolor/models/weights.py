@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save
 
 from vidcolor.config import GeneratorConfig, from_dict, to_dict
 from vidcolor.errors import ConfigError, ModelError
-from vidcolor.io.stamp import file_sha256
+from vidcolor.hashing import file_sha256
 from vidcolor.models.generator import Generator, build_generator
 
 FORMAT = "vidcolor-generator"

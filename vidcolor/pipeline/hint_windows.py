@@ -7,8 +7,9 @@ luma of the frames that the references reaching the window need (``reach``), and
 once every stage has moved past it. A window is built in the thread of the stage that asks first
 (the generate stage); the other waits only when it needs that window. The luma is decoded in one
 forward pass over the run, each frame once as in the whole-film pre-pass this replaces, keeping
-only frames that a window still to come reads (at most ``MAX_REACH`` before it). Memory is then bounded by the hints of the windows between the two
-stages (two: the smooth stage lags a couple of batches and a 16-frame queue behind) and one
+only frames that a window still to come reads (at most ``MAX_REACH`` before it). Memory is then
+bounded by the hints of the windows between the two stages (two: the smooth stage lags a couple
+of batches and a 16-frame queue behind) and one
 window's reach (at most ``WINDOW_FRAMES + 2 * MAX_REACH`` lumas), whatever the film's length
 or its number of references.
 

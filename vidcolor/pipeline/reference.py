@@ -39,7 +39,7 @@ from vidcolor.color import rgb_to_ycbcr
 from vidcolor.errors import InputError, UsageError
 from vidcolor.flow import checked_flow, is_scene_cut, warp
 from vidcolor.io.media_files import IMAGE_EXTENSIONS
-from vidcolor.io.stamp import file_sha256
+from vidcolor.hashing import file_sha256
 from vidcolor.io.stills import read_still
 
 DECAY_PER_FRAME = 0.99  # confidence kept per frame of distance (about 0.47 after 3 s at 25 fps)

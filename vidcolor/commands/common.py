@@ -1,6 +1,6 @@
 """What the ``vidcolor`` commands share: error handling and the rendering options.
 
-Every command module (``vidcolor/cli.py``, ``vidcolor/farm/cli.py``, ``vidcolor/metrics/cli.py``)
+Every command module (``vidcolor/cli.py``, ``vidcolor/commands/farm.py``, ``vidcolor/commands/evaluate.py``)
 imports from here, so none has to import another and each stays quick to load.
 """
 
@@ -128,11 +128,13 @@ def handle_errors(fn: Callable) -> Callable:
                 _fail(f"cannot write {exc.filename or 'the output'}: {WRITE_FAILURE_ADVICE[exc.errno]}", 4)
             if debug:
                 raise
-            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun as 'vidcolor --debug COMMAND ...' for details, and report it)", 1)
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} "
+                  "(rerun as 'vidcolor --debug COMMAND ...' for details, and report it)", 1)
         except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
             if debug:
                 raise
-            _fail(f"internal error: {exc.__class__.__name__}: {exc} (rerun as 'vidcolor --debug COMMAND ...' for details, and report it)", 1)
+            _fail(f"internal error: {exc.__class__.__name__}: {exc} "
+                  "(rerun as 'vidcolor --debug COMMAND ...' for details, and report it)", 1)
         finally:
             signal.signal(signal.SIGTERM, previous)
 

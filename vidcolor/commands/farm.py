@@ -1,14 +1,14 @@
 """The ``merge`` and ``farm`` commands: thin click wrappers over ``merge_chunks`` and ``run_farm``.
 
 Registered into the ``vidcolor`` group by ``vidcolor/cli.py`` (``main.add_command``). This
-module imports only click and ``vidcolor.cli_common`` at import time (no Ray, torch or PyAV).
+module imports only click and ``vidcolor.commands.common`` at import time (no Ray, torch or PyAV).
 """
 
 from __future__ import annotations
 
 import click
 
-from vidcolor.cli_common import config_options, default_output, handle_errors, non_empty_path, pop_options, render_options
+from vidcolor.commands.common import config_options, default_output, handle_errors, non_empty_path, pop_options, render_options
 from vidcolor.config import ColorizeConfig, FarmOptions
 from vidcolor.wording import count_of
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from vidcolor.cli_common import handle_errors, non_empty_path
+from vidcolor.commands.common import handle_errors, non_empty_path
 from vidcolor.config import DEFAULT_RENDER_SIZE, DEFAULT_SMOOTH
 from vidcolor.errors import UsageError
 
@@ -18,9 +18,11 @@ from vidcolor.errors import UsageError
 @click.command("eval")
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @click.option("--model", default="default", show_default=True, help="Model name or path (NAME.safetensors + NAME.json).")
-@click.option("--json", "json_path", default=None, type=click.Path(), callback=non_empty_path, help="Also write the report as JSON here (replaced if it exists).")
+@click.option("--json", "json_path", default=None, type=click.Path(), callback=non_empty_path,
+              help="Also write the report as JSON here (replaced if it exists).")
 @click.option("--render-size", default=DEFAULT_RENDER_SIZE, show_default=True, type=int, help="Short side the model sees (multiple of 16).")
-@click.option("--smooth", default=DEFAULT_SMOOTH, show_default=True, type=float, help="Temporal smoothing of the model on clips, 0 (off) to <1.")
+@click.option("--smooth", default=DEFAULT_SMOOTH, show_default=True, type=float,
+              help="Temporal smoothing of the model on clips, 0 (off) to <1.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-frames", default=None, type=int, help="Use at most N frames from the start of each clip.")
 @click.option("--max-images", default=None, type=int, help="Use at most N photos of each folder.")

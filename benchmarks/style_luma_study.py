@@ -77,7 +77,7 @@ def clip_versions(ours, base, clip: Path, max_frames: int, alphas) -> tuple[dict
     """
     import numpy as np
 
-    from vidcolor.commands.evaluateps import clip_chroma
+    from vidcolor.metrics.clips import clip_chroma
     from vidcolor.metrics.frames import compose, read_clip
     from vidcolor.metrics.temporal import frame_luma
     from vidcolor.pipeline.batch import luma_to_unit, render_shape, upsample_chroma

@@ -58,7 +58,7 @@ from vidcolor.config import DEFAULT_RENDER_SIZE, DEFAULT_SMOOTH, ColorizeConfig,
 from vidcolor.devices import pick_device
 from vidcolor.errors import UsageError
 from vidcolor.io.media_files import IMAGE_EXTENSIONS
-from vidcolor.commands.evaluateps import ALL_CLIPS, CLIP_METHODS, evaluate_clips
+from vidcolor.metrics.clips import ALL_CLIPS, CLIP_METHODS, evaluate_clips
 from vidcolor.metrics.data import find_data
 from vidcolor.metrics.frames import compose, read_clip
 from vidcolor.metrics.photos import ALL_PHOTOS, PHOTO_METHODS, evaluate_photo_groups

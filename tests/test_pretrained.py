@@ -90,6 +90,8 @@ def test_lite0_frames_do_not_depend_on_their_batch_even_in_train_mode():
     """The trunk's batch norms keep their statistics while training (a frame's colour must
     not depend on the frames beside it, and batches of 8 are too small for batch statistics)."""
     torch.manual_seed(1)
+    fresh = Generator(**LITE0)  # as the trainer builds it, before any .train() call
+    assert not any(m.training for m in fresh.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
     g = Generator(**LITE0).train()
     bns = [m for m in g.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)

@@ -154,6 +154,7 @@ class Generator(nn.Module):
             for conv in (self.hint_stem, self.hint_last):
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
+            self.train()  # a new module is in training mode: put the trunk's batch norms on their statistics now
         self.z_proj = nn.Linear(z_dim, chans[levels])
         self.style_embedding = nn.Embedding(len(style_names), style_dim)
         nn.init.normal_(self.style_embedding.weight, std=0.5)

@@ -17,7 +17,7 @@ import click
 
 from vidcolor.commands.common import (OneLineErrorGroup, config_options, default_output, handle_errors, non_empty_path,
                                  render_options)
-from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig
+from vidcolor.config import DEFAULT_RENDER_SIZE, ColorizeConfig, load
 from vidcolor.errors import OutputError, UsageError
 from vidcolor.wording import count_of
 
@@ -82,9 +82,9 @@ def train(config_path, data, resume, style_images, overrides, runs_root, until, 
     """Train a generator (colorization, then styles); --resume continues a run exactly."""
     import dataclasses
 
+    # torch, PyAV and OpenCV load only when a command runs, not when `vidcolor --help` starts.
     import torch
 
-    from vidcolor.config import load
     from vidcolor.io.atomic import write_failure
     from vidcolor.models.weights import model_files, save_generator
     from vidcolor.training.data import check_sources
@@ -149,7 +149,7 @@ def colorize(input_path, output, **options) -> None:
 @handle_errors
 def probe(input_path) -> None:
     """Show streams, timing, colour metadata and a grey/tinted/colour verdict."""
-    from vidcolor.io.probe import probe as probe_media
+    from vidcolor.io.probe import probe as probe_media  # PyAV: only when the command runs
     from vidcolor.io.report import format_report
 
     click.echo(format_report(probe_media(input_path, verdict=True)))
@@ -165,6 +165,7 @@ def probe(input_path) -> None:
 @handle_errors
 def styles(model, sheet, image, render_size, overwrite) -> None:
     """List the painting styles a model carries (use one with colorize --style NAME)."""
+    # PyAV and torch: only when the command runs.
     from vidcolor.io.atomic import check_image_output
     from vidcolor.models.weights import load_generator
     from vidcolor.pipeline.style_sheet import style_sheet

@@ -40,6 +40,7 @@ def eval_command(data, model, json_path, render_size, smooth, device, max_frames
 
     DATA are photo folders (grouped by folder), colour clips, or folders of clips.
     """
+    # PyAV and torch: only when the command runs.
     from vidcolor.io.atomic import check_output_path
     from vidcolor.metrics.evaluate import evaluate, format_table, write_json
 

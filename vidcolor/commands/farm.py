@@ -30,7 +30,7 @@ def merge_command(chunks, output, audio_from, allow_gaps, overwrite) -> None:
     settings, source and render settings and, with --audio-from, cover the source's frames
     with no gap or overlap (without it, a visible gap between chunks is refused too).
     """
-    from vidcolor.io.merge import merge_chunks
+    from vidcolor.io.merge import merge_chunks  # PyAV: only when the command runs
 
     report = merge_chunks(list(chunks), output, audio_from=audio_from, overwrite=overwrite, allow_gaps=allow_gaps)
     copied = f", {count_of(report.copied_streams, 'stream')} copied from {audio_from}" if audio_from else ""

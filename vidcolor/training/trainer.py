@@ -37,7 +37,8 @@ from vidcolor.models.discriminator import build_discriminator
 from vidcolor.models.efficientnet import trunk_state
 from vidcolor.models.features import lite0_imagenet_state, load_loss_features
 from vidcolor.models.generator import build_generator
-from vidcolor.models.weights import load_generator, read_model_card, save_generator
+from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, check_output_path, write_failure
+from vidcolor.models.weights import load_generator, model_files, model_stem, read_model_card, save_generator
 from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidcolor.training.data import DataOptions, PairDataset, is_grey, load_photo, load_sources, make_loader
 from vidcolor.wording import count_of
@@ -144,9 +145,6 @@ def export_files(export: str | os.PathLike, overwrite: bool) -> Path:
     Raises:
         OutputError: one line saying what to do.
     """
-    from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, check_output_path, write_failure
-    from vidcolor.models.weights import model_files, model_stem
-
     if Path(export).is_dir():  # NAME would become NAME.safetensors beside the folder
         raise UsageError(f"--export {export} is a folder; give a model name in it, e.g. "
                          f"{Path(export) / 'my_model'}")

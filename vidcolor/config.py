@@ -25,6 +25,9 @@ else:  # pragma: no cover
 from vidcolor.errors import ConfigError, UsageError
 
 
+GENERATOR_ENCODERS = ("unet", "efficientnet_lite0")
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Constructor arguments of the generator (saved beside its weights)."""
@@ -160,7 +163,7 @@ _LIMITS: dict[tuple[type, str], tuple[str, Callable[[Any], bool]]] = {
     **{(GeneratorConfig, k): _at_least(0) for k in ("blocks", "z_dim", "style_branch")},
     (GeneratorConfig, "style_names"): ("a list of at least one name", lambda v: len(v) >= 1),
     (TrainConfig, "trained_parameters"): ("all or style", lambda v: v in ("all", "style")),
-    (GeneratorConfig, "encoder"): ("unet or efficientnet_lite0", lambda v: v in ("unet", "efficientnet_lite0")),
+    (GeneratorConfig, "encoder"): (" or ".join(GENERATOR_ENCODERS), lambda v: v in GENERATOR_ENCODERS),
     (LossConfig, "features"): ("vgg16 or efficientnet_lite0", lambda v: v in ("vgg16", "efficientnet_lite0")),
     (LossConfig, "lite0_layers"): (f"a list of at least one of {', '.join(LITE0_LAYER_NAMES)}",
                                    lambda v: len(v) >= 1 and all(x in LITE0_LAYER_NAMES for x in v)),

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidcolor.config import GeneratorConfig
+from vidcolor.config import GENERATOR_ENCODERS, GeneratorConfig
 from vidcolor.models.efficientnet import TAP_CHANNELS, EfficientNetLite0, fold_batch_norms
 
 
@@ -94,7 +94,6 @@ class Generator(nn.Module):
     """
 
     IN_CHANNELS = 4  # luma, hint Cb, hint Cr, hint mask
-    ENCODERS = ("unet", "efficientnet_lite0")
 
     def __init__(
         self,
@@ -111,9 +110,7 @@ class Generator(nn.Module):
     ):
         super().__init__()
         assert levels >= 1 and stem_factor >= 1 and base_channels >= 4
-        assert encoder in self.ENCODERS, f"unknown encoder {encoder!r}"
-        if encoder == "efficientnet_lite0":
-            assert levels == 3 and stem_factor == 4, "the EfficientNet encoder has levels 3 and stem_factor 4"
+        assert encoder in GENERATOR_ENCODERS, f"unknown encoder {encoder!r}"
         self.config = GeneratorConfig(
             base_channels=base_channels,
             levels=levels,
@@ -264,15 +261,16 @@ class Generator(nn.Module):
         if hint_mask is None:
             hint_mask = luma.new_zeros(b, 1, h, w)
         assert hint_chroma.shape == (b, 2, h, w) and hint_mask.shape == (b, 1, h, w)
+        hints = torch.cat((hint_chroma, hint_mask), dim=1)
         if self.encoder_kind == "unet":
-            x = torch.cat((luma - 0.5, hint_chroma, hint_mask), dim=1)
+            x = torch.cat((luma - 0.5, hints), dim=1)
             x = self.stem_blocks(_act(self.stem(self.unshuffle(x))))
             skips = [x]
             for down, blocks in zip(self.down, self.down_blocks):
                 x = blocks(_act(down(x)))
                 skips.append(x)
         else:
-            skips = self._pretrained_skips(luma, torch.cat((hint_chroma, hint_mask), dim=1))
+            skips = self._pretrained_skips(luma, hints)
             x = skips[-1]
         s = self.style_vector(style, b, luma.device)
         if z is None:
@@ -286,7 +284,7 @@ class Generator(nn.Module):
             x = self.up_reduce[i](x) + skips[i]
             x = self.up_film[i](_act(self.up_conv[i](x)), s)
         if self.encoder_kind != "unet":
-            x = x + self.hint_last(self.unshuffle(torch.cat((hint_chroma, hint_mask), dim=1)))
+            x = x + self.hint_last(self.unshuffle(hints))
         out = {}
         if "chroma" in heads:
             out["chroma"] = self.chroma_head(x)

@@ -31,13 +31,13 @@ from vidcolor.color import rgb_to_luma, ycbcr_to_rgb
 from vidcolor.config import ConfigError, TrainConfig, dump_toml, from_dict, load, to_dict
 from vidcolor.devices import pick_device
 from vidcolor.errors import InputError, Interrupted, OutputError, TrainingError, UsageError, VidcolorError
+from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, check_output_path, write_failure
 from vidcolor.losses.objective import Objective
 from vidcolor.losses.perceptual import gram
 from vidcolor.models.discriminator import build_discriminator
 from vidcolor.models.efficientnet import trunk_state
 from vidcolor.models.features import lite0_imagenet_state, load_loss_features
 from vidcolor.models.generator import build_generator
-from vidcolor.io.atomic import WRITE_FAILURE_ADVICE, check_output_path, write_failure
 from vidcolor.models.weights import load_generator, model_files, model_stem, read_model_card, save_generator
 from vidcolor.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from vidcolor.training.data import DataOptions, PairDataset, is_grey, load_photo, load_sources, make_loader
